@@ -1,0 +1,521 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	millisv1alpha1 "github.com/callops/millis-operator/api/v1alpha1"
+	"github.com/callops/millis-operator/internal/accounts"
+	"github.com/callops/millis-operator/internal/calls"
+	"github.com/callops/millis-operator/internal/crashpoint"
+	"github.com/callops/millis-operator/internal/millis"
+	"github.com/callops/millis-operator/internal/redact"
+)
+
+// TerminateFinalizer holds an OutboundCall with terminateOnDelete until its
+// live call has been hung up.
+const TerminateFinalizer = "millis.callops.dev/terminate-call"
+
+
+// Defaults of MillisAccount.spec.dialRecovery.
+const defaultVisibilityDelay = 30 * time.Second
+
+// OutboundCallReconciler places each OutboundCall exactly once and follows
+// it to its end.
+//
+// The dial protocol, in order:
+//  1. status.dial (the intent) is written with an optimistic-locked update;
+//  2. POST /start_outbound_call;
+//  3. status.sessionID is written.
+//
+// A reconcile that finds status.dial without status.sessionID cannot know
+// whether step 2 happened, so it searches the call logs for the call's
+// _callops_ref before it ever dials again.
+type OutboundCallReconciler struct {
+	client.Client
+	// APIReader reads around the cache, for conflict retries.
+	APIReader client.Reader
+	Accounts  *accounts.Resolver
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+
+	// PollInterval is how often a live call's log is read, in case the
+	// end-of-call webhook never comes.
+	PollInterval time.Duration
+	// RetryInterval is how soon a call waiting on something outside it
+	// (account, Millis availability) is looked at again.
+	RetryInterval time.Duration
+}
+
+// +kubebuilder:rbac:groups=millis.callops.dev,resources=outboundcalls,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=millis.callops.dev,resources=outboundcalls/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=millis.callops.dev,resources=outboundcalls/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get
+
+func (r *OutboundCallReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var call millisv1alpha1.OutboundCall
+	if err := r.Get(ctx, req.NamespacedName, &call); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	ctx = log.IntoContext(ctx, log.FromContext(ctx).WithValues("to", redact.Phone(string(call.Spec.ToPhone))))
+
+	if !call.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, &call)
+	}
+	if changed := r.syncFinalizer(&call); changed {
+		return ctrl.Result{}, r.Update(ctx, &call)
+	}
+
+	switch {
+	case call.Status.Phase.IsFinished():
+		return ctrl.Result{}, nil
+	case call.Status.SessionID != "":
+		return r.track(ctx, &call)
+	case call.Status.Dial != nil:
+		return r.recoverDial(ctx, &call)
+	default:
+		return r.dial(ctx, &call, 1)
+	}
+}
+
+// syncFinalizer keeps the finalizer only while a hang-up may be needed, so
+// that deleting an ordinary call never waits on the operator.
+func (r *OutboundCallReconciler) syncFinalizer(call *millisv1alpha1.OutboundCall) bool {
+	if call.Spec.TerminateOnDelete && !call.Status.Phase.IsFinished() {
+		return controllerutil.AddFinalizer(call, TerminateFinalizer)
+	}
+	return controllerutil.RemoveFinalizer(call, TerminateFinalizer)
+}
+
+// dial validates the call, persists the intent and calls Millis once.
+func (r *OutboundCallReconciler) dial(ctx context.Context, call *millisv1alpha1.OutboundCall, attempt int32) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	res, wait := r.readyAccount(ctx, call)
+	if res == nil {
+		return r.waiting(ctx, call, wait)
+	}
+
+	agent, err := res.Millis.GetAgent(ctx, call.Spec.AgentID)
+	if err != nil {
+		return r.waiting(ctx, call, r.classify(ctx, call, res, err, millisv1alpha1.ReasonAgentNotFound,
+			fmt.Sprintf("agent %q", call.Spec.AgentID)))
+	}
+	lateBound, werr := r.prefetchKeys(ctx, call)
+	if werr != nil {
+		return r.waiting(ctx, call, werr)
+	}
+
+	ref := calls.Ref(string(call.UID), attempt)
+	request, err := calls.Build(calls.Input{
+		Call: call, AgentConfig: agent.Config, LateBound: lateBound, Webhooks: res.Webhooks, Ref: ref,
+	})
+	if err != nil {
+		var in *calls.InputError
+		if errors.As(err, &in) {
+			// Bad input waits for a spec change; nothing is dialed.
+			return r.waiting(ctx, call, &waitReason{reason: in.Reason, message: in.Message})
+		}
+		return ctrl.Result{}, err
+	}
+
+	// 1. Persist the intent. The update is optimistic-locked: if anyone else
+	// (or a stale cache) got here first, it conflicts and nothing is dialed.
+	now := r.Clock.Now()
+	call.Status.Dial = &millisv1alpha1.DialRecord{Attempt: attempt, Ref: ref, IntentTime: metav1.NewTime(now)}
+	call.Status.Phase = millisv1alpha1.CallDialing
+	setCondition(&call.Status.Conditions, call.Generation, millisv1alpha1.ConditionDialed, metav1.ConditionFalse,
+		millisv1alpha1.ReasonDialing, fmt.Sprintf("dialing, attempt %d", attempt))
+	call.Status.ObservedGeneration = call.Generation
+	if err := r.Status().Update(ctx, call); err != nil {
+		return requeueOnConflict(err, "record dial intent")
+	}
+	crashpoint.Hit(crashpoint.AfterIntent)
+
+	// 2. Dial.
+	logger.Info("Dialing", "attempt", attempt)
+	reg, err := res.Millis.StartOutboundCall(ctx, request)
+	crashpoint.Hit(crashpoint.AfterDial)
+	if err != nil {
+		return r.dialFailed(ctx, call, res, err)
+	}
+
+	// 3. Record the session. A conflict here usually means the end-of-call
+	// webhook already wrote status, so merge into the latest object.
+	r.Recorder.Eventf(call, nil, corev1.EventTypeNormal, millisv1alpha1.ReasonAccepted, "Dial",
+		"Millis accepted the call to %s, session %s", redact.Phone(request.ToPhone), reg.SessionID)
+	err = r.updateStatus(ctx, call, func(st *millisv1alpha1.OutboundCallStatus, gen int64) {
+		calls.RecordAccepted(st, gen, *reg, now, millisv1alpha1.ReasonAccepted)
+	})
+	if err != nil {
+		// The call is placed; the next reconcile finds it in the call logs.
+		return ctrl.Result{}, fmt.Errorf("record session of a placed call: %w", err)
+	}
+	return ctrl.Result{RequeueAfter: r.PollInterval}, nil
+}
+
+// dialFailed handles an error from POST /start_outbound_call.
+func (r *OutboundCallReconciler) dialFailed(ctx context.Context, call *millisv1alpha1.OutboundCall, res *accounts.Resolved, err error) (ctrl.Result, error) {
+	if !millis.IsDefiniteRejection(err) {
+		// Millis may have placed the call: keep the intent and prove it
+		// either way from the call logs before anything else.
+		delay := visibilityDelay(res.Account)
+		setCondition(&call.Status.Conditions, call.Generation, millisv1alpha1.ConditionDialed, metav1.ConditionFalse,
+			millisv1alpha1.ReasonDialUnconfirmed,
+			fmt.Sprintf("Millis did not confirm the dial (%v); checking the call logs before any retry", err))
+		r.Recorder.Eventf(call, nil, corev1.EventTypeWarning, millisv1alpha1.ReasonDialUnconfirmed, "Dial",
+			"Millis did not confirm the dial: %v", err)
+		if uerr := r.Status().Update(ctx, call); uerr != nil {
+			return requeueOnConflict(uerr, "record unconfirmed dial")
+		}
+		return ctrl.Result{RequeueAfter: delay}, nil
+	}
+
+	// Millis answered 4xx: it did not act, so the intent is withdrawn.
+	call.Status.Dial = nil
+	call.Status.Phase = millisv1alpha1.CallPending
+	wait := r.classify(ctx, call, res, err, millisv1alpha1.ReasonMillisRejected, "POST /start_outbound_call")
+	if wait.terminal {
+		calls.Fail(&call.Status, call.Generation, millisv1alpha1.ReasonMillisRejected, apiDetail(err))
+		r.Recorder.Eventf(call, nil, corev1.EventTypeWarning, millisv1alpha1.ReasonMillisRejected, "Dial",
+			"Millis rejected the call: %s", apiDetail(err))
+		if uerr := r.Status().Update(ctx, call); uerr != nil {
+			return requeueOnConflict(uerr, "record rejected call")
+		}
+		return ctrl.Result{}, nil
+	}
+	return r.waiting(ctx, call, wait)
+}
+
+// recoverDial settles a dial whose outcome is unknown.
+func (r *OutboundCallReconciler) recoverDial(ctx context.Context, call *millisv1alpha1.OutboundCall) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	// The cache may simply not have caught up with our own session write.
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(call), call); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if call.Status.SessionID != "" || call.Status.Phase.IsFinished() {
+		return ctrl.Result{Requeue: true}, nil
+	}
+	res, wait := r.account(ctx, call)
+	if res == nil {
+		return r.waiting(ctx, call, wait)
+	}
+	dialRec := call.Status.Dial
+	found, err := calls.FindPlaced(ctx, res.Millis, string(call.Spec.ToPhone), string(call.UID), dialRec.IntentTime.Time)
+	if err != nil {
+		w := r.classify(ctx, call, res, err, millisv1alpha1.ReasonDialUnconfirmed, "searching the call logs")
+		w.reason = millisv1alpha1.ReasonDialUnconfirmed
+		return r.waiting(ctx, call, w)
+	}
+	now := r.Clock.Now()
+	if found != nil {
+		logger.Info("Found the placed call in the call logs", "session", found.SessionID)
+		r.Recorder.Eventf(call, nil, corev1.EventTypeNormal, millisv1alpha1.ReasonRecovered, "Dial",
+			"found the placed call in the Millis call logs: session %s", found.SessionID)
+		if err := r.updateStatus(ctx, call, func(st *millisv1alpha1.OutboundCallStatus, gen int64) {
+			calls.RecordAccepted(st, gen, millis.CallRegistration{SessionID: found.SessionID, CallID: found.CallID}, now, millisv1alpha1.ReasonRecovered)
+			calls.ApplyHistory(st, gen, found, calls.SourceCallLog, now)
+		}); err != nil {
+			return ctrl.Result{}, fmt.Errorf("record recovered session: %w", err)
+		}
+		return ctrl.Result{RequeueAfter: r.PollInterval}, nil
+	}
+
+	delay := visibilityDelay(res.Account)
+	if waited := now.Sub(dialRec.IntentTime.Time); waited < delay {
+		return r.waiting(ctx, call, &waitReason{reason: millisv1alpha1.ReasonDialUnconfirmed, after: delay - waited,
+			message: fmt.Sprintf("attempt %d is not in the call logs yet; checking again before deciding", dialRec.Attempt)})
+	}
+	if policy := res.Account.Spec.DialRecovery; policy != nil && policy.OnUnconfirmed == millisv1alpha1.UnconfirmedDialFail {
+		msg := fmt.Sprintf("attempt %d is not in the call logs %s after the dial; onUnconfirmed is Fail", dialRec.Attempt, delay)
+		calls.Fail(&call.Status, call.Generation, millisv1alpha1.ReasonDialNotConfirmed, msg)
+		r.Recorder.Eventf(call, nil, corev1.EventTypeWarning, millisv1alpha1.ReasonDialNotConfirmed, "Dial", msg)
+		if err := r.Status().Update(ctx, call); err != nil {
+			return requeueOnConflict(err, "record unconfirmed call")
+		}
+		return ctrl.Result{}, nil
+	}
+	logger.Info("The call logs prove the earlier attempt placed no call; dialing again", "attempt", dialRec.Attempt+1)
+	return r.dial(ctx, call, dialRec.Attempt+1)
+}
+
+// track follows a placed call until it ends. The end-of-call webhook
+// usually gets there first; the call log is the fallback.
+func (r *OutboundCallReconciler) track(ctx context.Context, call *millisv1alpha1.OutboundCall) (ctrl.Result, error) {
+	res, wait := r.account(ctx, call)
+	if res == nil {
+		return r.waiting(ctx, call, wait)
+	}
+	h, err := res.Millis.GetCallLog(ctx, call.Status.SessionID)
+	if err != nil {
+		if millis.IsNotFound(err) {
+			// Accounts with data opt-out keep no call logs; the webhook is then
+			// the only source, so keep waiting without alarming anyone.
+			return ctrl.Result{RequeueAfter: r.PollInterval}, nil
+		}
+		log.FromContext(ctx).Info("Reading the call log failed", "error", err.Error())
+		return ctrl.Result{RequeueAfter: r.PollInterval}, nil
+	}
+	before := call.Status.DeepCopy()
+	finished := calls.ApplyHistory(&call.Status, call.Generation, h, calls.SourceCallLog, r.Clock.Now())
+	if !equality.Semantic.DeepEqual(before, &call.Status) {
+		if err := r.Status().Update(ctx, call); err != nil {
+			return requeueOnConflict(err, "record call result")
+		}
+		if finished {
+			calls.RecordFinished(r.Recorder, call)
+		}
+	}
+	if finished {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{RequeueAfter: r.PollInterval}, nil
+}
+
+
+// finalize hangs up a live call when asked to, then lets the object go.
+func (r *OutboundCallReconciler) finalize(ctx context.Context, call *millisv1alpha1.OutboundCall) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(call, TerminateFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	if call.Spec.TerminateOnDelete && call.Status.SessionID != "" && !call.Status.Phase.IsFinished() {
+		res, wait := r.account(ctx, call)
+		if res == nil {
+			r.Recorder.Eventf(call, nil, corev1.EventTypeWarning, wait.reason, "Terminate",
+				"cannot hang up: %s", wait.message)
+			return ctrl.Result{RequeueAfter: r.RetryInterval}, nil
+		}
+		err := res.Millis.TerminateSession(ctx, call.Status.SessionID, "")
+		if err != nil && !millis.IsNotFound(err) {
+			return ctrl.Result{}, fmt.Errorf("terminate session %s: %w", call.Status.SessionID, err)
+		}
+		r.Recorder.Eventf(call, nil, corev1.EventTypeNormal, "Terminated", "Terminate",
+			"hung up session %s before deletion", call.Status.SessionID)
+	}
+	controllerutil.RemoveFinalizer(call, TerminateFinalizer)
+	return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, call))
+}
+
+// waitReason is why a call is not progressing, and when to look again.
+type waitReason struct {
+	reason, message string
+	after           time.Duration
+	terminal        bool
+}
+
+// waiting records why the call waits (without churning status when nothing
+// changed) and schedules the next look.
+func (r *OutboundCallReconciler) waiting(ctx context.Context, call *millisv1alpha1.OutboundCall, w *waitReason) (ctrl.Result, error) {
+	before := call.Status.DeepCopy()
+	if call.Status.Phase == "" {
+		call.Status.Phase = millisv1alpha1.CallPending
+	}
+	call.Status.ObservedGeneration = call.Generation
+	if setCondition(&call.Status.Conditions, call.Generation, millisv1alpha1.ConditionDialed, metav1.ConditionFalse, w.reason, w.message) {
+		log.FromContext(ctx).Info("Call waiting", "reason", w.reason, "message", w.message)
+		r.Recorder.Eventf(call, nil, corev1.EventTypeWarning, w.reason, "Dial", w.message)
+	}
+	if !equality.Semantic.DeepEqual(before, &call.Status) {
+		if err := r.Status().Update(ctx, call); err != nil {
+			return requeueOnConflict(err, "record waiting reason")
+		}
+	}
+	if w.after == 0 {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{RequeueAfter: w.after}, nil
+}
+
+// account resolves the call's account, whatever its Ready state: a call
+// that is already placed must be followed even if the key went bad later.
+func (r *OutboundCallReconciler) account(ctx context.Context, call *millisv1alpha1.OutboundCall) (*accounts.Resolved, *waitReason) {
+	acct, err := r.Accounts.Get(ctx, call.Namespace, call.AccountName())
+	if err == nil {
+		var res *accounts.Resolved
+		if res, err = r.Accounts.Resolve(ctx, acct); err == nil {
+			return res, nil
+		}
+	}
+	reason := accounts.ReasonOf(err)
+	if reason == "" {
+		reason = millisv1alpha1.ReasonReconcileError
+	}
+	if reason != millisv1alpha1.ReasonAccountNotFound {
+		reason = millisv1alpha1.ReasonAccountNotReady
+	}
+	return nil, &waitReason{reason: reason, message: err.Error(), after: r.RetryInterval}
+}
+
+// readyAccount is account, and additionally requires Ready=True: new dials
+// only go through verified accounts.
+func (r *OutboundCallReconciler) readyAccount(ctx context.Context, call *millisv1alpha1.OutboundCall) (*accounts.Resolved, *waitReason) {
+	res, wait := r.account(ctx, call)
+	if res == nil {
+		return nil, wait
+	}
+	if c := meta.FindStatusCondition(res.Account.Status.Conditions, millisv1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+		msg := fmt.Sprintf("MillisAccount %s is not Ready", res.Account.Name)
+		if c != nil {
+			msg += fmt.Sprintf(": %s: %s", c.Reason, c.Message)
+		}
+		return nil, &waitReason{reason: millisv1alpha1.ReasonAccountNotReady, message: msg, after: r.RetryInterval}
+	}
+	return res, nil
+}
+
+// classify maps a Millis error to a wait: 401 marks the account not ready,
+// 429 and 5xx wait (Retry-After honoured), other 4xx use notFoundReason or
+// are terminal.
+func (r *OutboundCallReconciler) classify(ctx context.Context, call *millisv1alpha1.OutboundCall, res *accounts.Resolved, err error, terminalReason, what string) *waitReason {
+	switch {
+	case millis.IsUnauthorized(err):
+		r.markAccountUnauthorized(ctx, res.Account, err)
+		return &waitReason{reason: millisv1alpha1.ReasonUnauthorized, after: r.RetryInterval,
+			message: fmt.Sprintf("Millis rejected the API key of MillisAccount %s (HTTP %d)", res.Account.Name, millis.StatusCode(err))}
+	case millis.StatusCode(err) == 429:
+		after, ok := millis.RetryAfter(err)
+		if !ok || after <= 0 {
+			after = r.RetryInterval
+		}
+		return &waitReason{reason: millisv1alpha1.ReasonRateLimited, after: after,
+			message: fmt.Sprintf("Millis rate-limited %s; retrying in %s", what, after)}
+	case millis.IsRetryable(err):
+		return &waitReason{reason: millisv1alpha1.ReasonMillisUnavailable, after: r.RetryInterval,
+			message: fmt.Sprintf("%s: %v", what, err)}
+	case millis.IsNotFound(err) && terminalReason == millisv1alpha1.ReasonAgentNotFound:
+		return &waitReason{reason: terminalReason, after: r.RetryInterval,
+			message: fmt.Sprintf("Millis has no %s; nothing was dialed", what)}
+	default:
+		return &waitReason{reason: terminalReason, terminal: true, message: fmt.Sprintf("%s: %s", what, apiDetail(err))}
+	}
+}
+
+// markAccountUnauthorized flips the account's Ready condition at once; the
+// account reconciler re-verifies it and clears it when the key is fixed.
+func (r *OutboundCallReconciler) markAccountUnauthorized(ctx context.Context, acct *millisv1alpha1.MillisAccount, cause error) {
+	r.Accounts.Forget(acct.Namespace, acct.Spec.APIKeySecretRef.Name)
+	patch := client.MergeFrom(acct.DeepCopy())
+	if !setCondition(&acct.Status.Conditions, acct.Generation, millisv1alpha1.ConditionReady, metav1.ConditionFalse,
+		millisv1alpha1.ReasonInvalidCredentials, fmt.Sprintf("Millis answered HTTP %d to a call request", millis.StatusCode(cause))) {
+		return
+	}
+	if err := r.Status().Patch(ctx, acct, patch); err != nil {
+		log.FromContext(ctx).Info("Could not mark the account not ready", "error", err.Error())
+	}
+}
+
+// prefetchKeys lists the variables the prefetch webhook will fill: the keys
+// of the referenced ConfigMaps and Secrets. Values are read at call time.
+func (r *OutboundCallReconciler) prefetchKeys(ctx context.Context, call *millisv1alpha1.OutboundCall) ([]string, *waitReason) {
+	if call.Spec.Prefetch == nil {
+		return nil, nil
+	}
+	var keys []string
+	for _, src := range call.Spec.Prefetch.MetadataFrom {
+		data, err := calls.ReadMetadataSource(ctx, r.APIReader, call.Namespace, src)
+		if err != nil {
+			return nil, &waitReason{reason: millisv1alpha1.ReasonPrefetchNotFound, message: err.Error(), after: r.RetryInterval}
+		}
+		for k := range data {
+			keys = append(keys, k)
+		}
+	}
+	return keys, nil
+}
+
+
+// updateStatus applies mutate to the latest object and writes it, retrying
+// on conflicts with a fresh read from the API server.
+func (r *OutboundCallReconciler) updateStatus(ctx context.Context, call *millisv1alpha1.OutboundCall, mutate func(*millisv1alpha1.OutboundCallStatus, int64)) error {
+	first := true
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if !first {
+			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(call), call); err != nil {
+				return err
+			}
+		}
+		first = false
+		mutate(&call.Status, call.Generation)
+		return r.Status().Update(ctx, call)
+	})
+}
+
+func visibilityDelay(acct *millisv1alpha1.MillisAccount) time.Duration {
+	if p := acct.Spec.DialRecovery; p != nil && p.CallLogVisibilityDelay != nil && p.CallLogVisibilityDelay.Duration > 0 {
+		return p.CallLogVisibilityDelay.Duration
+	}
+	return defaultVisibilityDelay
+}
+
+func apiDetail(err error) string {
+	var apiErr *millis.APIError
+	if errors.As(err, &apiErr) && apiErr.Detail != "" {
+		return fmt.Sprintf("HTTP %d: %s", apiErr.StatusCode, apiErr.Detail)
+	}
+	return err.Error()
+}
+
+func requeueOnConflict(err error, what string) (ctrl.Result, error) {
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{Requeue: true}, nil
+	}
+	return ctrl.Result{}, fmt.Errorf("%s: %w", what, err)
+}
+
+func deref(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// SetupWithManager registers the reconciler and its indexes.
+func (r *OutboundCallReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, workers int) error {
+	if err := calls.IndexOutboundCalls(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&millisv1alpha1.OutboundCall{}).
+		Watches(&millisv1alpha1.MillisAccount{}, handler.EnqueueRequestsFromMapFunc(r.callsOfAccount)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Named("outboundcall").
+		Complete(r)
+}
+
+// callsOfAccount wakes the unfinished calls of an account when it changes,
+// so that calls waiting for it dial as soon as it is Ready.
+func (r *OutboundCallReconciler) callsOfAccount(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list millisv1alpha1.OutboundCallList
+	if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace()),
+		client.MatchingFields{calls.IndexAccount: obj.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "list calls of account")
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if !list.Items[i].Status.Phase.IsFinished() {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return reqs
+}
+
+

@@ -1,0 +1,194 @@
+package calls
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	millisv1alpha1 "github.com/callops/millis-operator/api/v1alpha1"
+	"github.com/callops/millis-operator/internal/millis"
+)
+
+// Result sources.
+const (
+	SourceWebhook = "Webhook"
+	SourceCallLog = "CallLog"
+)
+
+// Transcript bounds: status keeps the last turns only, so that one chatty
+// call cannot push the object towards etcd's size limit.
+const (
+	MaxTranscriptTurns = 20
+	MaxTurnChars       = 512
+)
+
+// RecordAccepted records that Millis accepted the call. It is idempotent and
+// never moves a finished call backwards, so it is safe to apply after an
+// end-of-call webhook already finished the call.
+func RecordAccepted(st *millisv1alpha1.OutboundCallStatus, generation int64, reg millis.CallRegistration, now time.Time, reason string) {
+	if st.SessionID == "" {
+		st.SessionID = reg.SessionID
+	}
+	if st.CallID == "" {
+		st.CallID = reg.CallID
+	}
+	if st.DialedTime == nil {
+		t := metav1.NewTime(now)
+		st.DialedTime = &t
+	}
+	setCond(st, generation, millisv1alpha1.ConditionDialed, metav1.ConditionTrue, reason, "Millis accepted the call")
+	if !st.Phase.IsFinished() {
+		st.Phase = millisv1alpha1.CallInProgress
+	}
+}
+
+// ApplyHistory folds a Millis call log or end-of-call webhook into status.
+// It reports whether the call is now finished. A finished call is never
+// changed again, so duplicate and out-of-order deliveries are harmless.
+func ApplyHistory(st *millisv1alpha1.OutboundCallStatus, generation int64, h *millis.CallHistory, source string, now time.Time) bool {
+	if st.Phase.IsFinished() {
+		return true
+	}
+	if h.SessionID != "" && st.SessionID == "" {
+		RecordAccepted(st, generation, millis.CallRegistration{SessionID: h.SessionID, CallID: h.CallID}, now, millisv1alpha1.ReasonRecovered)
+	}
+	if st.CallID == "" {
+		st.CallID = h.CallID
+	}
+	if h.CallStatus != "" {
+		st.CallStatus = h.CallStatus
+	}
+	if h.TS > 0 && st.StartTime == nil {
+		t := metav1.NewTime(fromUnix(h.TS))
+		st.StartTime = &t
+	}
+	if !millis.IsTerminal(h.CallStatus) {
+		return false
+	}
+
+	d := int64(math.Round(h.Duration))
+	st.DurationSeconds = &d
+	end := now
+	if st.StartTime != nil && h.Duration > 0 {
+		end = st.StartTime.Add(time.Duration(h.Duration * float64(time.Second)))
+	}
+	endTime := metav1.NewTime(end)
+	st.EndTime = &endTime
+	st.Cost = strconv.FormatFloat(h.TotalCredit(), 'f', -1, 64)
+	if h.Recording != nil {
+		st.RecordingURL = h.Recording.RecordingURL
+	}
+	if len(h.Metadata) > 0 && string(h.Metadata) != "null" {
+		st.ResultMetadata = &apiextensionsv1.JSON{Raw: append([]byte(nil), h.Metadata...)}
+	}
+	if h.ErrorMessage != nil {
+		st.ErrorMessage = *h.ErrorMessage
+	}
+	st.Transcript, st.TranscriptTurns = boundTranscript(h.Chat)
+	st.ResultSource = source
+
+	if millis.IsConnected(h.CallStatus) {
+		st.Phase = millisv1alpha1.CallSucceeded
+		setCond(st, generation, millisv1alpha1.ConditionComplete, metav1.ConditionTrue, millisv1alpha1.ReasonCallEnded,
+			fmt.Sprintf("the call ended: %s", h.CallStatus))
+	} else {
+		st.Phase = millisv1alpha1.CallFailed
+		msg := fmt.Sprintf("the call did not connect: %s", h.CallStatus)
+		if st.ErrorMessage != "" {
+			msg += ": " + st.ErrorMessage
+		}
+		setCond(st, generation, millisv1alpha1.ConditionFailed, metav1.ConditionTrue, millisv1alpha1.ReasonCallNotConnected, msg)
+	}
+	return true
+}
+
+// Fail marks a call Failed before or without a Millis result.
+func Fail(st *millisv1alpha1.OutboundCallStatus, generation int64, reason, msg string) {
+	st.Phase = millisv1alpha1.CallFailed
+	st.ErrorMessage = msg
+	setCond(st, generation, millisv1alpha1.ConditionDialed, metav1.ConditionFalse, reason, msg)
+	setCond(st, generation, millisv1alpha1.ConditionFailed, metav1.ConditionTrue, reason, msg)
+}
+
+func boundTranscript(chat millis.Chat) ([]millisv1alpha1.TranscriptTurn, int32) {
+	if len(chat) == 0 {
+		return nil, 0
+	}
+	start := 0
+	if len(chat) > MaxTranscriptTurns {
+		start = len(chat) - MaxTranscriptTurns
+	}
+	out := make([]millisv1alpha1.TranscriptTurn, 0, len(chat)-start)
+	for _, m := range chat[start:] {
+		content := m.Content
+		if r := []rune(content); len(r) > MaxTurnChars {
+			content = string(r[:MaxTurnChars-1]) + "…"
+		}
+		out = append(out, millisv1alpha1.TranscriptTurn{Role: m.Role, Content: content})
+	}
+	return out, int32(len(chat))
+}
+
+func fromUnix(ts float64) time.Time {
+	sec, frac := math.Modf(ts)
+	return time.Unix(int64(sec), int64(frac*1e9)).UTC()
+}
+
+func setCond(st *millisv1alpha1.OutboundCallStatus, generation int64, typ string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: generation,
+	})
+}
+
+// Lookup bounds: how far before the recorded intent to search (clock skew
+// between us and Millis), and how many pages to read at most.
+const (
+	lookupSkew     = 2 * time.Minute
+	lookupMaxPages = 50
+)
+
+// FindPlaced searches the call logs for a call placed by any attempt of the
+// OutboundCall with this UID: calls to toPhone since the intent, whose
+// metadata carries our _callops_ref. It returns nil when there is none.
+func FindPlaced(ctx context.Context, mc millis.Interface, toPhone, uid string, since time.Time) (*millis.CallHistory, error) {
+	opts := millis.ListCallLogsOptions{
+		Limit:       100,
+		PhoneNumber: toPhone,
+		StartTime:   float64(since.Add(-lookupSkew).Unix()),
+	}
+	for page := 0; page < lookupMaxPages; page++ {
+		res, err := mc.ListCallLogs(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list call logs: %w", err)
+		}
+		for i := range res.Histories {
+			h := &res.Histories[i]
+			if RefUID(RefOf(h.Metadata)) == uid {
+				return h, nil
+			}
+		}
+		if res.NextCursor == nil || len(res.Histories) == 0 {
+			return nil, nil
+		}
+		opts.StartAfterTS = *res.NextCursor
+	}
+	return nil, fmt.Errorf("list call logs: more than %d pages of calls to this number since the dial; cannot prove the call was not placed", lookupMaxPages)
+}
+
+// RefOf returns the _callops_ref value in a metadata object, or "".
+func RefOf(metadata json.RawMessage) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(metadata, &m) != nil {
+		return ""
+	}
+	var ref string
+	_ = json.Unmarshal(m[millisv1alpha1.MetadataKeyCallRef], &ref)
+	return ref
+}

@@ -1,0 +1,139 @@
+// Command manager runs the millis-operator controllers and the Millis
+// webhook receiver. It wires things together and holds no logic.
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	millisv1alpha1 "github.com/callops/millis-operator/api/v1alpha1"
+	"github.com/callops/millis-operator/controllers"
+	"github.com/callops/millis-operator/internal/accounts"
+	"github.com/callops/millis-operator/internal/millis"
+	"github.com/callops/millis-operator/internal/webhook"
+)
+
+var scheme = runtime.NewScheme()
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(millisv1alpha1.AddToScheme(scheme))
+}
+
+func main() {
+	var (
+		metricsAddr, probeAddr, webhookAddr, watchNamespaces string
+		leaderElect                                          bool
+		pollInterval, retryInterval, verifyInterval, timeout time.Duration
+		workers                                              int
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; \"0\" disables it.")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	flag.StringVar(&webhookAddr, "millis-webhook-bind-address", ":8082", "Address of the Millis webhook receiver (end-of-call and prefetch).")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles; all replicas receive webhooks.")
+	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch; empty watches all.")
+	flag.DurationVar(&pollInterval, "call-poll-interval", 30*time.Second, "How often a live call's Millis call log is read, in case no end-of-call webhook arrives.")
+	flag.DurationVar(&retryInterval, "retry-interval", 15*time.Second, "How soon something waiting on an account, a Secret or Millis is retried.")
+	flag.DurationVar(&verifyInterval, "account-verify-interval", 5*time.Minute, "Default interval for re-verifying account credentials and credit.")
+	flag.DurationVar(&timeout, "millis-request-timeout", millis.DefaultTimeout, "Timeout of each Millis API request.")
+	flag.IntVar(&workers, "max-concurrent-reconciles", 8, "OutboundCall reconciles run in parallel.")
+	opts := zap.Options{Development: false}
+	opts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	setupLog := ctrl.Log.WithName("setup")
+
+	cacheOpts := cache.Options{}
+	if watchNamespaces != "" {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range strings.Split(watchNamespaces, ",") {
+			cacheOpts.DefaultNamespaces[strings.TrimSpace(ns)] = cache.Config{}
+		}
+	}
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                 scheme,
+		Cache:                  cacheOpts,
+		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress: probeAddr,
+		LeaderElection:         leaderElect,
+		LeaderElectionID:       "millis-operator.callops.dev",
+	})
+	if err != nil {
+		setupLog.Error(err, "unable to create manager")
+		os.Exit(1)
+	}
+
+	clk := clock.RealClock{}
+	resolver := &accounts.Resolver{
+		Client:    mgr.GetClient(),
+		Secrets:   mgr.GetAPIReader(),
+		SecretTTL: 10 * time.Second,
+		Clock:     clk,
+		NewClient: func(baseURL, apiKey string) (millis.Interface, error) {
+			return millis.New(baseURL, apiKey, millis.WithTimeout(timeout))
+		},
+	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := setup(ctx, mgr, resolver, clk, webhookAddr, pollInterval, retryInterval, verifyInterval, workers); err != nil {
+		setupLog.Error(err, "unable to set up the manager")
+		os.Exit(1)
+	}
+	setupLog.Info("starting manager")
+	if err := mgr.Start(ctx); err != nil {
+		setupLog.Error(err, "problem running manager")
+		os.Exit(1)
+	}
+}
+
+func setup(ctx context.Context, mgr ctrl.Manager, resolver *accounts.Resolver, clk clock.Clock, webhookAddr string,
+	pollInterval, retryInterval, verifyInterval time.Duration, workers int) error {
+	if err := (&controllers.MillisAccountReconciler{
+		Client:         mgr.GetClient(),
+		Accounts:       resolver,
+		Recorder:       mgr.GetEventRecorder("millis-operator"),
+		Clock:          clk,
+		VerifyInterval: verifyInterval,
+		RetryInterval:  retryInterval,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&controllers.OutboundCallReconciler{
+		Client:        mgr.GetClient(),
+		APIReader:     mgr.GetAPIReader(),
+		Accounts:      resolver,
+		Recorder:      mgr.GetEventRecorder("millis-operator"),
+		Clock:         clk,
+		PollInterval:  pollInterval,
+		RetryInterval: retryInterval,
+	}).SetupWithManager(ctx, mgr, workers); err != nil {
+		return err
+	}
+	receiver := &webhook.Receiver{
+		Client:   mgr.GetClient(),
+		Reader:   mgr.GetAPIReader(),
+		Accounts: resolver,
+		Recorder: mgr.GetEventRecorder("millis-operator-webhook"),
+		Clock:    clk,
+		Log:      ctrl.Log.WithName("webhook"),
+	}
+	if err := mgr.Add(&webhook.Server{Addr: webhookAddr, Handler: receiver.Handler()}); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	return mgr.AddReadyzCheck("readyz", healthz.Ping)
+}
