@@ -1,0 +1,432 @@
+// Package e2e runs the operator as a user would: the local control plane,
+// the Millis simulator and the manager as separate processes, driven with
+// kubectl and the sample YAML.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	root       string // repository root
+	binDir     string
+	kubeconfig string
+	// The samples name 127.0.0.1:18080 and :8082; the tests use free ports
+	// instead (see applySamples) so that they never collide with a demo.
+	simAddr  = freeAddr()
+	hookAddr = freeAddr()
+	logsDir    string
+)
+
+const (
+	sampleAPIKey   = "sim-private-key"
+	sampleWebhook  = "demo-webhook-token"
+	waitTimeout    = "90s"
+	managerLogName = "manager.log"
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	var err error
+	if root, err = filepath.Abs(filepath.Join("..", "..")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	tmp, err := os.MkdirTemp("", "millis-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	binDir, logsDir = filepath.Join(tmp, "bin"), filepath.Join(tmp, "logs")
+	kubeconfig = filepath.Join(tmp, "kubeconfig")
+	_ = os.MkdirAll(logsDir, 0o755)
+	defer func() {
+		if os.Getenv("E2E_KEEP_LOGS") != "" {
+			fmt.Fprintf(os.Stderr, "e2e logs kept in %s\n", logsDir)
+		}
+	}()
+
+	for name, pkg := range map[string]string{"manager": ".", "millis-simulator": "./hack/millis-simulator", "local-control-plane": "./hack/local-control-plane"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, name), pkg)
+		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n", name, err)
+			return 1
+		}
+	}
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		out, err := exec.Command(filepath.Join(root, "hack", "control-plane.sh")).Output()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "hack/control-plane.sh: %v\n", err)
+			return 1
+		}
+		assets = strings.TrimSpace(string(out))
+	}
+
+	cp, err := start("local-control-plane", []string{"KUBEBUILDER_ASSETS=" + assets},
+		"--crds", filepath.Join(root, "config", "crd", "bases"), "--kubeconfig", kubeconfig)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer cp.stop()
+	if err := waitFor(60*time.Second, func() bool {
+		_, err := os.Stat(kubeconfig)
+		return err == nil && exec.Command("kubectl", "--kubeconfig", kubeconfig, "get", "--raw", "/readyz").Run() == nil
+	}); err != nil {
+		fmt.Fprintf(os.Stderr, "control plane did not come up: %v\n%s", err, cp.output())
+		return 1
+	}
+	sim, err := start("millis-simulator", nil, "--addr", simAddr, "--ring", "500ms", "--talk", "1s")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer sim.stop()
+	if err := waitFor(20*time.Second, func() bool { return dialable(simAddr) }); err != nil {
+		fmt.Fprintf(os.Stderr, "simulator did not come up: %v\n%s", err, sim.output())
+		return 1
+	}
+	return m.Run()
+}
+
+// proc is a child process with its output in a log file.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+	err  error
+}
+
+func start(name string, env []string, args ...string) (*proc, error) {
+	logPath := filepath.Join(logsDir, fmt.Sprintf("%s-%d.log", name, time.Now().UnixNano()))
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(filepath.Join(binDir, name), args...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); f.Close(); close(p.done) }()
+	return p, nil
+}
+
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+func (p *proc) output() string {
+	b, _ := os.ReadFile(p.log)
+	return string(b)
+}
+
+// exitCode waits for the process to end on its own and returns its code.
+func (p *proc) exitCode(timeout time.Duration) (int, error) {
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode(), nil
+	case <-time.After(timeout):
+		return 0, fmt.Errorf("%s still running after %s", p.name, timeout)
+	}
+}
+
+func startManager(t *testing.T, env ...string) *proc {
+	t.Helper()
+	p, err := start("manager", append([]string{"KUBECONFIG=" + kubeconfig}, env...),
+		"--millis-webhook-bind-address", hookAddr, "--metrics-bind-address", "0",
+		"--health-probe-bind-address", "127.0.0.1:0", "--call-poll-interval", "2s", "--retry-interval", "1s",
+		"--zap-log-level", "debug")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(20*time.Second, func() bool { return dialable(hookAddr) }); err != nil {
+		t.Fatalf("manager did not come up: %v\n%s", err, p.output())
+	}
+	return p
+}
+
+func kubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := kubectlE(args...)
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func kubectlE(args ...string) (string, error) {
+	cmd := exec.Command("kubectl", append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	cmd.Dir = root
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	return buf.String(), err
+}
+
+func waitFor(timeout time.Duration, ok func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if ok() {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("timed out after %s", timeout)
+}
+
+func dialable(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
+}
+
+// simDials counts the calls the simulator placed to a number.
+func simDials(t *testing.T, to string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + simAddr + "/_sim/ledger?to=" + strings.ReplaceAll(to, "+", "%2B"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ledger struct {
+		Total int `json:"total"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ledger); err != nil {
+		t.Fatal(err)
+	}
+	return ledger.Total
+}
+
+func setFaults(t *testing.T, faults string) {
+	t.Helper()
+	resp, err := http.Post("http://"+simAddr+"/_sim/faults", "application/json", strings.NewReader(faults))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("set faults %s: HTTP %d", faults, resp.StatusCode)
+	}
+}
+
+func waitPhase(t *testing.T, ns, name, phase string) {
+	t.Helper()
+	if out, err := kubectlE("wait", "-n", ns, "outboundcall/"+name, "--for=jsonpath={.status.phase}="+phase, "--timeout="+waitTimeout); err != nil {
+		status, _ := kubectlE("get", "-n", ns, "outboundcall/"+name, "-o", "yaml")
+		t.Fatalf("%s/%s did not reach %s: %v\n%s\n%s", ns, name, phase, err, out, status)
+	}
+}
+
+func jsonpath(t *testing.T, ns, obj, path string) string {
+	t.Helper()
+	return kubectl(t, "get", "-n", ns, obj, "-o", "jsonpath={"+path+"}")
+}
+
+func TestSamplesEndToEnd(t *testing.T) {
+	mgr := startManager(t)
+	defer mgr.stop()
+
+	applySamples(t)
+	if out, err := kubectlE("wait", "-n", "sales", "millisaccount/default", "--for=condition=Ready", "--timeout="+waitTimeout); err != nil {
+		t.Fatalf("account not Ready: %v\n%s\n%s", err, out, mgr.output())
+	}
+	if credit := jsonpath(t, "sales", "millisaccount/default", ".status.credit"); credit == "" {
+		t.Error("the account shows no credit")
+	}
+
+	waitPhase(t, "sales", "welcome-john", "Succeeded")
+	if got := jsonpath(t, "sales", "outboundcall/welcome-john", ".status.callStatus"); got != "user-ended" {
+		t.Errorf("welcome-john callStatus = %q, want user-ended", got)
+	}
+	if got := jsonpath(t, "sales", "outboundcall/welcome-john", ".status.sessionID"); got == "" {
+		t.Error("welcome-john has no session ID")
+	}
+	if n := simDials(t, "+15550100002"); n != 1 {
+		t.Errorf("welcome-john was dialed %d times, want 1", n)
+	}
+	if out, err := kubectlE("wait", "-n", "sales", "outboundcall/welcome-john", "--for=condition=Complete", "--timeout=5s"); err != nil {
+		t.Errorf("kubectl wait --for=condition=Complete: %v\n%s", err, out)
+	}
+
+	// Every other sample call finishes too, each dialed once.
+	names := strings.Fields(kubectl(t, "get", "outboundcalls", "-n", "sales", "-o", "jsonpath={.items[*].metadata.name}"))
+	for _, name := range names {
+		if err := waitFor(90*time.Second, func() bool {
+			p := jsonpath(t, "sales", "outboundcall/"+name, ".status.phase")
+			return p == "Succeeded" || p == "Failed"
+		}); err != nil {
+			t.Errorf("%s did not finish", name)
+			continue
+		}
+		to := jsonpath(t, "sales", "outboundcall/"+name, ".spec.toPhone")
+		if n := simDials(t, to); n != 1 {
+			t.Errorf("%s was dialed %d times, want 1", name, n)
+		}
+	}
+	// kubectl shows the printer columns.
+	table := kubectl(t, "get", "ocall", "-n", "sales")
+	for _, col := range []string{"PHASE", "TO", "SESSION", "CALL-STATUS", "AGE"} {
+		if !strings.Contains(table, col) {
+			t.Errorf("kubectl get ocall lacks column %s:\n%s", col, table)
+		}
+	}
+
+	mgr.stop()
+	assertNoSecretsInLog(t, mgr.output(), names)
+}
+
+// assertNoSecretsInLog checks the manager's own log for the API key, the
+// webhook token and full phone numbers.
+func assertNoSecretsInLog(t *testing.T, log string, callNames []string) {
+	t.Helper()
+	if !strings.Contains(log, "Dialing") {
+		t.Fatalf("the manager log looks empty; the check would prove nothing:\n%s", log)
+	}
+	for _, secret := range []string{sampleAPIKey, sampleWebhook} {
+		if strings.Contains(log, secret) {
+			t.Errorf("the manager log contains a secret value %q", secret)
+		}
+	}
+	for _, name := range callNames {
+		to, _ := kubectlE("get", "-n", "sales", "outboundcall/"+name, "-o", "jsonpath={.spec.toPhone}")
+		if to != "" && strings.Contains(log, to) {
+			t.Errorf("the manager log contains the full phone number of %s", name)
+		}
+	}
+}
+
+// TestCrashRecovery kills the manager at each point of the dial protocol,
+// restarts it, and checks that every call ends with exactly one dial.
+func TestCrashRecovery(t *testing.T) {
+	kubectl(t, "create", "namespace", "crash")
+	applyStdin(t, fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata: {name: millis-credentials, namespace: crash}
+stringData: {apiKey: %s, webhookToken: %s}
+---
+apiVersion: millis.callops.dev/v1alpha1
+kind: MillisAccount
+metadata: {name: default, namespace: crash}
+spec:
+  baseURL: http://%s
+  apiKeySecretRef: {name: millis-credentials, key: apiKey}
+  webhook:
+    url: http://%s
+    tokenSecretRef: {name: millis-credentials, key: webhookToken}
+  dialRecovery:
+    callLogVisibilityDelay: 2s
+`, sampleAPIKey, sampleWebhook, simAddr, hookAddr))
+
+	cases := []struct {
+		name, to, crashpoint, faults string
+	}{
+		{"after-intent", "+15550200010", "after-intent", ""},
+		{"after-dial", "+15550200020", "after-dial", ""},
+		{"created-then-500", "+15550200030", "", `{"create_then_500_next": 1}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.faults != "" {
+				setFaults(t, c.faults)
+				defer setFaults(t, `{}`)
+			}
+			var env []string
+			if c.crashpoint != "" {
+				env = []string{"MILLIS_OPERATOR_CRASHPOINTS=" + c.crashpoint}
+			}
+			mgr := startManager(t, env...)
+			if _, err := kubectlE("wait", "-n", "crash", "millisaccount/default", "--for=condition=Ready", "--timeout=30s"); err != nil {
+				t.Fatalf("account not Ready:\n%s", mgr.output())
+			}
+			applyStdin(t, fmt.Sprintf(`apiVersion: millis.callops.dev/v1alpha1
+kind: OutboundCall
+metadata: {name: %s, namespace: crash}
+spec:
+  agentID: "-OKdqbqetEcM4ak369ym"
+  fromPhone: "+15550100001"
+  toPhone: %q
+  metadata: {userName: Crash}
+`, c.name, c.to))
+			if c.crashpoint != "" {
+				code, err := mgr.exitCode(30 * time.Second)
+				if err != nil || code != 97 {
+					mgr.stop()
+					t.Fatalf("manager did not crash at %s (code %d, %v):\n%s", c.crashpoint, code, err, mgr.output())
+				}
+				mgr = startManager(t)
+			}
+			defer mgr.stop()
+			waitPhase(t, "crash", c.name, "Succeeded")
+			if n := simDials(t, c.to); n != 1 {
+				t.Errorf("%s: %d dials, want exactly 1", c.name, n)
+			}
+			if got := jsonpath(t, "crash", "outboundcall/"+c.name, ".status.dial.attempt"); c.crashpoint == "after-intent" && got != "2" {
+				t.Errorf("after-intent: dial attempt = %s, want 2 (the first attempt was proven absent, then redialed)", got)
+			}
+		})
+	}
+}
+
+// applySamples applies config/samples as written, except for the two local
+// addresses, which point at this test's simulator and receiver.
+func applySamples(t *testing.T) {
+	t.Helper()
+	rendered := kubectl(t, "kustomize", "config/samples/")
+	rendered = strings.ReplaceAll(rendered, "127.0.0.1:18080", simAddr)
+	rendered = strings.ReplaceAll(rendered, "127.0.0.1:8082", hookAddr)
+	applyStdin(t, rendered)
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func applyStdin(t *testing.T, yaml string) {
+	t.Helper()
+	cmd := exec.CommandContext(context.Background(), "kubectl", "--kubeconfig", kubeconfig, "apply", "-f", "-")
+	cmd.Stdin = strings.NewReader(yaml)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+}
