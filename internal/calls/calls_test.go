@@ -218,3 +218,20 @@ func mustUnmarshal(t *testing.T, raw json.RawMessage, v any) {
 		t.Fatalf("unmarshal %s: %v", raw, err)
 	}
 }
+
+// BenchmarkBuild measures rendering and checking one call's request, the
+// CPU work the reconciler does per dial besides I/O.
+func BenchmarkBuild(b *testing.B) {
+	in := Input{
+		Call:        call(`{"userName":"Ana","company":"Acme","tier":"gold","visits":3,"greet":"Hi {userName} from {company}"}`, `{"first_message":"Hello {userName}"}`),
+		AgentConfig: json.RawMessage(`{"prompt":"You help {company} customers. The caller is {userName}, tier {tier}.","flow":{"voicemail":{"action":"message","message":"Call {company} back"}}}`),
+		Webhooks:    hooks,
+		Ref:         "uid-1/1",
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Build(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
