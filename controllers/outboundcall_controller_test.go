@@ -426,3 +426,40 @@ func TestWebhookReceiverRejectsBadRequests(t *testing.T) {
 	g.Expect(code).To(Equal(http.StatusUnauthorized))
 	g.Consistently(func() millisv1alpha1.CallPhase { return getCall(g, call).Status.Phase }, time.Second).Should(Equal(millisv1alpha1.CallInProgress))
 }
+
+func TestUnauthorizedDialMarksAccountNotReady(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, g)
+	acct := createAccount(t, g, ns)
+	g.Eventually(func(g Gomega) {
+		var a millisv1alpha1.MillisAccount
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(acct), &a)).To(Succeed())
+		g.Expect(meta.IsStatusConditionTrue(a.Status.Conditions, millisv1alpha1.ConditionReady)).To(BeTrue())
+	}, timeout).Should(Succeed())
+
+	// The key is revoked while the account still shows Ready (it is only
+	// re-verified every minute here): the first 401 flips it.
+	var secret corev1.Secret
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "millis-credentials"}, &secret)).To(Succeed())
+	secret.Data["apiKey"] = []byte("revoked-key")
+	g.Expect(k8s.Update(ctx, &secret)).To(Succeed())
+
+	to := uniquePhone("10")
+	call := newCall(ns, "after-revoke", to, `{"userName":"Ana","company":"Acme"}`)
+	g.Expect(k8s.Create(ctx, call)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		var a millisv1alpha1.MillisAccount
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(acct), &a)).To(Succeed())
+		ready := meta.FindStatusCondition(a.Status.Conditions, millisv1alpha1.ConditionReady)
+		g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(ready.Reason).To(Equal(millisv1alpha1.ReasonInvalidCredentials))
+	}, timeout).Should(Succeed())
+	g.Consistently(func() int { return sim.DialCount(to) }, time.Second).Should(BeZero())
+	g.Expect(getCall(g, call).Status.Phase).To(Equal(millisv1alpha1.CallPending))
+
+	secret.Data["apiKey"] = []byte(apiKey)
+	g.Expect(k8s.Update(ctx, &secret)).To(Succeed())
+	waitPhase(g, call, millisv1alpha1.CallSucceeded)
+	g.Expect(sim.DialCount(to)).To(Equal(1))
+}
