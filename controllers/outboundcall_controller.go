@@ -34,7 +34,6 @@ import (
 // live call has been hung up.
 const TerminateFinalizer = "millis.callops.dev/terminate-call"
 
-
 // Defaults of MillisAccount.spec.dialRecovery.
 const defaultVisibilityDelay = 30 * time.Second
 
@@ -290,7 +289,6 @@ func (r *OutboundCallReconciler) track(ctx context.Context, call *millisv1alpha1
 	return ctrl.Result{RequeueAfter: r.PollInterval}, nil
 }
 
-
 // finalize hangs up a live call when asked to, then lets the object go.
 func (r *OutboundCallReconciler) finalize(ctx context.Context, call *millisv1alpha1.OutboundCall) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(call, TerminateFinalizer) {
@@ -441,7 +439,6 @@ func (r *OutboundCallReconciler) prefetchKeys(ctx context.Context, call *millisv
 	return keys, nil
 }
 
-
 // updateStatus applies mutate to the latest object and writes it, retrying
 // on conflicts with a fresh read from the API server.
 func (r *OutboundCallReconciler) updateStatus(ctx context.Context, call *millisv1alpha1.OutboundCall, mutate func(*millisv1alpha1.OutboundCallStatus, int64)) error {
@@ -517,5 +514,3 @@ func (r *OutboundCallReconciler) callsOfAccount(ctx context.Context, obj client.
 	}
 	return reqs
 }
-
-

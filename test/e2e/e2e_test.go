@@ -27,7 +27,7 @@ var (
 	// instead (see applySamples) so that they never collide with a demo.
 	simAddr  = freeAddr()
 	hookAddr = freeAddr()
-	logsDir    string
+	logsDir  string
 )
 
 const (
