@@ -164,6 +164,8 @@ start manager "${BIN}/manager" \
 wait_for manager 60 "http://${PROBE_ADDR}/readyz" curl -fsS "http://${PROBE_ADDR}/readyz"
 log "manager ready (webhook receiver on ${WEBHOOK_ADDR})"
 
+log "applying config/admission (freezes a dialed call's metadata)"
+kubectl apply -k config/admission >/dev/null || die "kubectl apply of config/admission failed"
 log "applying config/samples (namespace ${NAMESPACE}, credentials, account, calls)"
 kubectl kustomize config/samples \
   | sed -e "s#${SAMPLE_SIMULATOR_URL}#http://${SIMULATOR_ADDR}#g" \
