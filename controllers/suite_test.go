@@ -163,6 +163,9 @@ func applyDir(ctx context.Context, dir string) error {
 		return err
 	}
 	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
 		data, err := os.ReadFile(f)
 		if err != nil {
 			return err
