@@ -38,6 +38,7 @@ func main() {
 		metricsAddr, probeAddr, webhookAddr, watchNamespaces string
 		leaderElect                                          bool
 		pollInterval, retryInterval, verifyInterval, timeout time.Duration
+		driftInterval                                        time.Duration
 		workers                                              int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; \"0\" disables it.")
@@ -49,6 +50,7 @@ func main() {
 	flag.DurationVar(&retryInterval, "retry-interval", 15*time.Second, "How soon something waiting on an account, a Secret or Millis is retried.")
 	flag.DurationVar(&verifyInterval, "account-verify-interval", 5*time.Minute, "Default interval for re-verifying account credentials and credit.")
 	flag.DurationVar(&timeout, "millis-request-timeout", millis.DefaultTimeout, "Timeout of each Millis API request.")
+	flag.DurationVar(&driftInterval, "agent-drift-interval", 10*time.Minute, "Default interval between drift checks of each Agent (jittered by up to 10%).")
 	flag.IntVar(&workers, "max-concurrent-reconciles", 8, "OutboundCall reconciles run in parallel.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
@@ -87,7 +89,9 @@ func main() {
 		},
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := setup(ctx, mgr, resolver, clk, webhookAddr, pollInterval, retryInterval, verifyInterval, workers); err != nil {
+	if err := setup(ctx, mgr, resolver, clk, webhookAddr, intervals{
+		poll: pollInterval, retry: retryInterval, verify: verifyInterval, drift: driftInterval,
+	}, workers); err != nil {
 		setupLog.Error(err, "unable to set up the manager")
 		os.Exit(1)
 	}
@@ -98,15 +102,18 @@ func main() {
 	}
 }
 
+// intervals are the manager's timing flags.
+type intervals struct{ poll, retry, verify, drift time.Duration }
+
 func setup(ctx context.Context, mgr ctrl.Manager, resolver *accounts.Resolver, clk clock.Clock, webhookAddr string,
-	pollInterval, retryInterval, verifyInterval time.Duration, workers int) error {
+	iv intervals, workers int) error {
 	if err := (&controllers.MillisAccountReconciler{
 		Client:         mgr.GetClient(),
 		Accounts:       resolver,
 		Recorder:       mgr.GetEventRecorder("millis-operator"),
 		Clock:          clk,
-		VerifyInterval: verifyInterval,
-		RetryInterval:  retryInterval,
+		VerifyInterval: iv.verify,
+		RetryInterval:  iv.retry,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
@@ -116,9 +123,21 @@ func setup(ctx context.Context, mgr ctrl.Manager, resolver *accounts.Resolver, c
 		Accounts:      resolver,
 		Recorder:      mgr.GetEventRecorder("millis-operator"),
 		Clock:         clk,
-		PollInterval:  pollInterval,
-		RetryInterval: retryInterval,
+		PollInterval:  iv.poll,
+		RetryInterval: iv.retry,
 	}).SetupWithManager(ctx, mgr, workers); err != nil {
+		return err
+	}
+	if err := (&controllers.AgentReconciler{
+		Client:                mgr.GetClient(),
+		APIReader:             mgr.GetAPIReader(),
+		Accounts:              resolver,
+		Recorder:              mgr.GetEventRecorder("millis-operator"),
+		Clock:                 clk,
+		DriftInterval:         iv.drift,
+		RetryInterval:         iv.retry,
+		CreateVisibilityDelay: 30 * time.Second,
+	}).SetupWithManager(ctx, mgr); err != nil {
 		return err
 	}
 	receiver := &webhook.Receiver{

@@ -112,19 +112,24 @@ func (r *OutboundCallReconciler) dial(ctx context.Context, call *millisv1alpha1.
 		return r.waiting(ctx, call, wait)
 	}
 
-	agent, err := res.Millis.GetAgent(ctx, call.Spec.AgentID)
+	agentID, declared, werr := r.agentOf(ctx, call)
+	if werr != nil {
+		return r.waiting(ctx, call, werr)
+	}
+	agent, err := res.Millis.GetAgent(ctx, agentID)
 	if err != nil {
 		return r.waiting(ctx, call, r.classify(ctx, call, res, err, millisv1alpha1.ReasonAgentNotFound,
-			fmt.Sprintf("agent %q", call.Spec.AgentID)))
+			fmt.Sprintf("agent %q", agentID)))
 	}
 	lateBound, werr := r.prefetchKeys(ctx, call)
 	if werr != nil {
 		return r.waiting(ctx, call, werr)
 	}
+	lateBound = append(lateBound, declared...)
 
 	ref := calls.Ref(string(call.UID), attempt)
 	request, err := calls.Build(calls.Input{
-		Call: call, AgentConfig: agent.Config, LateBound: lateBound, Webhooks: res.Webhooks, Ref: ref,
+		Call: call, AgentID: agentID, AgentConfig: agent.Config, LateBound: lateBound, Webhooks: res.Webhooks, Ref: ref,
 	})
 	if err != nil {
 		var in *calls.InputError
@@ -345,38 +350,13 @@ func (r *OutboundCallReconciler) waiting(ctx context.Context, call *millisv1alph
 // account resolves the call's account, whatever its Ready state: a call
 // that is already placed must be followed even if the key went bad later.
 func (r *OutboundCallReconciler) account(ctx context.Context, call *millisv1alpha1.OutboundCall) (*accounts.Resolved, *waitReason) {
-	acct, err := r.Accounts.Get(ctx, call.Namespace, call.AccountName())
-	if err == nil {
-		var res *accounts.Resolved
-		if res, err = r.Accounts.Resolve(ctx, acct); err == nil {
-			return res, nil
-		}
-	}
-	reason := accounts.ReasonOf(err)
-	if reason == "" {
-		reason = millisv1alpha1.ReasonReconcileError
-	}
-	if reason != millisv1alpha1.ReasonAccountNotFound {
-		reason = millisv1alpha1.ReasonAccountNotReady
-	}
-	return nil, &waitReason{reason: reason, message: err.Error(), after: r.RetryInterval}
+	return resolveAccount(ctx, r.Accounts, call.Namespace, call.AccountName(), r.RetryInterval)
 }
 
-// readyAccount is account, and additionally requires Ready=True: new dials
-// only go through verified accounts.
+// readyAccount additionally requires Ready=True: new dials only go through
+// verified accounts.
 func (r *OutboundCallReconciler) readyAccount(ctx context.Context, call *millisv1alpha1.OutboundCall) (*accounts.Resolved, *waitReason) {
-	res, wait := r.account(ctx, call)
-	if res == nil {
-		return nil, wait
-	}
-	if c := meta.FindStatusCondition(res.Account.Status.Conditions, millisv1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
-		msg := fmt.Sprintf("MillisAccount %s is not Ready", res.Account.Name)
-		if c != nil {
-			msg += fmt.Sprintf(": %s: %s", c.Reason, c.Message)
-		}
-		return nil, &waitReason{reason: millisv1alpha1.ReasonAccountNotReady, message: msg, after: r.RetryInterval}
-	}
-	return res, nil
+	return resolveReadyAccount(ctx, r.Accounts, call.Namespace, call.AccountName(), r.RetryInterval)
 }
 
 // classify maps a Millis error to a wait: 401 marks the account not ready,
@@ -418,6 +398,31 @@ func (r *OutboundCallReconciler) markAccountUnauthorized(ctx context.Context, ac
 	if err := r.Status().Patch(ctx, acct, patch); err != nil {
 		log.FromContext(ctx).Info("Could not mark the account not ready", "error", err.Error())
 	}
+}
+
+// agentOf returns the Millis agent ID of the call and the variables its
+// Agent declares as filled at call time. A referenced Agent must be Ready.
+func (r *OutboundCallReconciler) agentOf(ctx context.Context, call *millisv1alpha1.OutboundCall) (string, []string, *waitReason) {
+	if call.Spec.AgentRef == nil {
+		return call.Spec.AgentID, nil, nil
+	}
+	var agent millisv1alpha1.Agent
+	err := r.Get(ctx, client.ObjectKey{Namespace: call.Namespace, Name: call.Spec.AgentRef.Name}, &agent)
+	if err != nil {
+		msg := fmt.Sprintf("Agent %s: %v", call.Spec.AgentRef.Name, err)
+		if apierrors.IsNotFound(err) {
+			msg = fmt.Sprintf("Agent %s not found; nothing was dialed", call.Spec.AgentRef.Name)
+		}
+		return "", nil, &waitReason{reason: millisv1alpha1.ReasonAgentNotReady, message: msg, after: r.RetryInterval}
+	}
+	if !meta.IsStatusConditionTrue(agent.Status.Conditions, millisv1alpha1.ConditionReady) || agent.Status.AgentID == "" {
+		msg := fmt.Sprintf("Agent %s is not Ready", agent.Name)
+		if c := meta.FindStatusCondition(agent.Status.Conditions, millisv1alpha1.ConditionSynced); c != nil {
+			msg += fmt.Sprintf(": %s: %s", c.Reason, c.Message)
+		}
+		return "", nil, &waitReason{reason: millisv1alpha1.ReasonAgentNotReady, message: msg + "; nothing was dialed", after: r.RetryInterval}
+	}
+	return agent.Status.AgentID, agent.Spec.PrefetchVariables, nil
 }
 
 // prefetchKeys lists the variables the prefetch webhook will fill: the keys
@@ -492,18 +497,27 @@ func (r *OutboundCallReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&millisv1alpha1.OutboundCall{}).
 		Watches(&millisv1alpha1.MillisAccount{}, handler.EnqueueRequestsFromMapFunc(r.callsOfAccount)).
+		Watches(&millisv1alpha1.Agent{}, handler.EnqueueRequestsFromMapFunc(r.callsOfAgent)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Named("outboundcall").
 		Complete(r)
 }
 
+// callsOfAgent wakes the calls waiting for an Agent.
+func (r *OutboundCallReconciler) callsOfAgent(ctx context.Context, obj client.Object) []reconcile.Request {
+	return r.unfinishedCalls(ctx, obj.GetNamespace(), client.MatchingFields{calls.IndexAgentRef: obj.GetName()})
+}
+
 // callsOfAccount wakes the unfinished calls of an account when it changes,
 // so that calls waiting for it dial as soon as it is Ready.
 func (r *OutboundCallReconciler) callsOfAccount(ctx context.Context, obj client.Object) []reconcile.Request {
+	return r.unfinishedCalls(ctx, obj.GetNamespace(), client.MatchingFields{calls.IndexAccount: obj.GetName()})
+}
+
+func (r *OutboundCallReconciler) unfinishedCalls(ctx context.Context, namespace string, fields client.MatchingFields) []reconcile.Request {
 	var list millisv1alpha1.OutboundCallList
-	if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace()),
-		client.MatchingFields{calls.IndexAccount: obj.GetName()}); err != nil {
-		log.FromContext(ctx).Error(err, "list calls of account")
+	if err := r.List(ctx, &list, client.InNamespace(namespace), fields); err != nil {
+		log.FromContext(ctx).Error(err, "list calls to wake")
 		return nil
 	}
 	var reqs []reconcile.Request

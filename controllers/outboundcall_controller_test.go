@@ -197,7 +197,7 @@ func TestOutboundCallRejectedByMillisIsTerminal(t *testing.T) {
 	g.Expect(dialedReason(got)).To(Equal(millisv1alpha1.ReasonMillisRejected))
 	g.Expect(got.Status.ErrorMessage).To(ContainSubstring("HTTP 4"))
 	g.Expect(got.Status.Dial).To(BeNil(), "a rejected call leaves no dial record")
-	g.Consistently(func() millisv1alpha1.CallPhase { return getCall(g, call).Status.Phase }, 2*time.Second).Should(Equal(millisv1alpha1.CallFailed))
+	g.Consistently(func(g Gomega) millisv1alpha1.CallPhase { return getCall(g, call).Status.Phase }, 2*time.Second).Should(Equal(millisv1alpha1.CallFailed))
 }
 
 func TestOutboundCallWaitsForTemplateVariables(t *testing.T) {
@@ -229,7 +229,7 @@ func TestOutboundCallWaitsForAccountAndSecret(t *testing.T) {
 	to := uniquePhone("10")
 	call := newCall(ns, "early", to, `{"userName":"Ana","company":"Acme"}`)
 	g.Expect(k8s.Create(ctx, call)).To(Succeed())
-	g.Eventually(func() string { return dialedReason(getCall(g, call)) }, timeout).Should(Equal(millisv1alpha1.ReasonAccountNotFound))
+	g.Eventually(func(g Gomega) string { return dialedReason(getCall(g, call)) }, timeout).Should(Equal(millisv1alpha1.ReasonAccountNotFound))
 
 	// The account arrives before its Secret.
 	acct := &millisv1alpha1.MillisAccount{
@@ -246,7 +246,7 @@ func TestOutboundCallWaitsForAccountAndSecret(t *testing.T) {
 		g.Expect(meta.FindStatusCondition(a.Status.Conditions, millisv1alpha1.ConditionReady)).NotTo(BeNil())
 		g.Expect(meta.FindStatusCondition(a.Status.Conditions, millisv1alpha1.ConditionReady).Reason).To(Equal(millisv1alpha1.ReasonSecretNotFound))
 	}, timeout).Should(Succeed())
-	g.Eventually(func() string { return dialedReason(getCall(g, call)) }, timeout).Should(Equal(millisv1alpha1.ReasonAccountNotReady))
+	g.Eventually(func(g Gomega) string { return dialedReason(getCall(g, call)) }, timeout).Should(Equal(millisv1alpha1.ReasonAccountNotReady))
 	g.Expect(sim.DialCount(to)).To(BeZero())
 
 	// A wrong key: InvalidCredentials, still no dial.
@@ -424,7 +424,7 @@ func TestWebhookReceiverRejectsBadRequests(t *testing.T) {
 	got := waitPhase(g, call, millisv1alpha1.CallInProgress)
 	code, _ := post("nope", fmt.Sprintf(`{"session_id":%q,"call_status":"busy"}`, got.Status.SessionID))
 	g.Expect(code).To(Equal(http.StatusUnauthorized))
-	g.Consistently(func() millisv1alpha1.CallPhase { return getCall(g, call).Status.Phase }, time.Second).Should(Equal(millisv1alpha1.CallInProgress))
+	g.Consistently(func(g Gomega) millisv1alpha1.CallPhase { return getCall(g, call).Status.Phase }, time.Second).Should(Equal(millisv1alpha1.CallInProgress))
 }
 
 func TestUnauthorizedDialMarksAccountNotReady(t *testing.T) {

@@ -125,6 +125,14 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	if err := (&controllers.AgentReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Accounts: resolver, Recorder: mgr.GetEventRecorder("test"),
+		Clock: clock.RealClock{}, DriftInterval: time.Minute, RetryInterval: 500 * time.Millisecond,
+		CreateVisibilityDelay: 2 * time.Second,
+	}).SetupWithManager(ctx, mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	receiver := &webhook.Receiver{
 		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Accounts: resolver,
 		Recorder: mgr.GetEventRecorder("test"), Clock: clock.RealClock{}, Log: ctrl.Log.WithName("webhook"),

@@ -11,6 +11,7 @@ import (
 const MaxMetadataBytes = 16 * 1024
 
 // OutboundCallSpec describes one outbound phone call placed by Millis.
+// +kubebuilder:validation:XValidation:rule="has(self.agentID) != has(self.agentRef)",message="set exactly one of agentID and agentRef"
 //
 // Once the operator has started dialing (status.dial is set) the fields that
 // shape the call can no longer change: a placed call cannot be re-shaped.
@@ -24,11 +25,17 @@ type OutboundCallSpec struct {
 	// +optional
 	AccountRef *LocalObjectReference `json:"accountRef,omitempty"`
 
-	// agentID is the Millis agent that talks on the call.
-	// +required
+	// agentID is the Millis agent that talks on the call. Exactly one of
+	// agentID and agentRef is set.
+	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=128
-	AgentID string `json:"agentID"`
+	AgentID string `json:"agentID,omitempty"`
+
+	// agentRef names an Agent in this namespace. The call waits until the
+	// Agent is Ready, then uses its Millis agent ID.
+	// +optional
+	AgentRef *LocalObjectReference `json:"agentRef,omitempty"`
 
 	// fromPhone is one of the account's Millis phone numbers, in E.164 form.
 	// +required
@@ -276,7 +283,7 @@ const (
 // +kubebuilder:printcolumn:name="Duration",type=integer,JSONPath=`.status.durationSeconds`,priority=1
 // +kubebuilder:printcolumn:name="Cost",type=string,JSONPath=`.status.cost`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.dial) || ((has(self.spec.accountRef) ? self.spec.accountRef.name : 'default') == (has(oldSelf.spec.accountRef) ? oldSelf.spec.accountRef.name : 'default') && self.spec.agentID == oldSelf.spec.agentID && self.spec.fromPhone == oldSelf.spec.fromPhone && self.spec.toPhone == oldSelf.spec.toPhone && (has(self.spec.includeMetadataInPrompt) && self.spec.includeMetadataInPrompt) == (has(oldSelf.spec.includeMetadataInPrompt) && oldSelf.spec.includeMetadataInPrompt))",fieldPath=".spec",message="the call has been dialed: accountRef, agentID, fromPhone, toPhone and includeMetadataInPrompt cannot change any more (create a new OutboundCall instead)"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.dial) || ((has(self.spec.accountRef) ? self.spec.accountRef.name : 'default') == (has(oldSelf.spec.accountRef) ? oldSelf.spec.accountRef.name : 'default') && (has(self.spec.agentID) ? self.spec.agentID : ”) == (has(oldSelf.spec.agentID) ? oldSelf.spec.agentID : ”) && (has(self.spec.agentRef) ? self.spec.agentRef.name : ”) == (has(oldSelf.spec.agentRef) ? oldSelf.spec.agentRef.name : ”) && self.spec.fromPhone == oldSelf.spec.fromPhone && self.spec.toPhone == oldSelf.spec.toPhone && (has(self.spec.includeMetadataInPrompt) && self.spec.includeMetadataInPrompt) == (has(oldSelf.spec.includeMetadataInPrompt) && oldSelf.spec.includeMetadataInPrompt))",fieldPath=".spec",message="the call has been dialed: accountRef, agentID, agentRef, fromPhone, toPhone and includeMetadataInPrompt cannot change any more (create a new OutboundCall instead)"
 type OutboundCall struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -43,7 +43,7 @@ func TestBuild(t *testing.T) {
 		{
 			reason: "renders metadata and overrides, adds only the ref key, attaches webhooks",
 			in: Input{Call: call(`{"userName":"Ana","n":3,"greet":"Hi {userName} on {ToPhone}"}`, `{"first_message":"Hello {userName}"}`),
-				AgentConfig: json.RawMessage(`{"prompt":"Talk to {userName}"}`), Webhooks: hooks, Ref: "uid-1/1"},
+				AgentConfig: json.RawMessage(`{"prompt":"Talk to {userName}"}`), Webhooks: hooks, Ref: "uid-1/1", AgentID: "agent"},
 			check: func(t *testing.T, req millis.StartOutboundCallRequest) {
 				var meta map[string]any
 				mustUnmarshal(t, req.Metadata, &meta)

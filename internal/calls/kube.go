@@ -18,6 +18,7 @@ const (
 	IndexSessionID = "status.sessionID"
 	IndexUID       = "metadata.uid"
 	IndexAccount   = "spec.accountRef.name"
+	IndexAgentRef  = "spec.agentRef.name"
 )
 
 // IndexOutboundCalls registers the field indexes.
@@ -26,6 +27,12 @@ func IndexOutboundCalls(ctx context.Context, idx client.FieldIndexer) error {
 		IndexSessionID: func(o client.Object) []string { return nonEmpty(o.(*millisv1alpha1.OutboundCall).Status.SessionID) },
 		IndexUID:       func(o client.Object) []string { return nonEmpty(string(o.GetUID())) },
 		IndexAccount:   func(o client.Object) []string { return nonEmpty(o.(*millisv1alpha1.OutboundCall).AccountName()) },
+		IndexAgentRef: func(o client.Object) []string {
+			if ref := o.(*millisv1alpha1.OutboundCall).Spec.AgentRef; ref != nil {
+				return nonEmpty(ref.Name)
+			}
+			return nil
+		},
 	} {
 		if err := idx.IndexField(ctx, &millisv1alpha1.OutboundCall{}, name, fn); err != nil {
 			return fmt.Errorf("index OutboundCall %s: %w", name, err)

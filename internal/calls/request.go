@@ -46,6 +46,8 @@ type Input struct {
 	Webhooks *accounts.Webhooks
 	// Ref is the _callops_ref value of this attempt.
 	Ref string
+	// AgentID is the Millis agent: spec.agentID, or the referenced Agent's.
+	AgentID string
 }
 
 // Build renders templates, checks variables and sizes, and returns the
@@ -108,7 +110,7 @@ func Build(in Input) (millis.StartOutboundCallRequest, error) {
 	req := millis.StartOutboundCallRequest{
 		FromPhone:               string(call.Spec.FromPhone),
 		ToPhone:                 string(call.Spec.ToPhone),
-		AgentID:                 call.Spec.AgentID,
+		AgentID:                 in.AgentID,
 		Metadata:                metaJSON,
 		IncludeMetadataInPrompt: call.Spec.IncludeMetadataInPrompt,
 	}

@@ -17,6 +17,10 @@ const (
 	AfterIntent = "after-intent"
 	// AfterDial is after Millis accepted the call, before the session ID is persisted.
 	AfterDial = "after-dial"
+	// AgentAfterIntent is after an Agent's create intent is persisted.
+	AgentAfterIntent = "agent-after-intent"
+	// AgentAfterCreate is after Millis created an agent, before its ID is persisted.
+	AgentAfterCreate = "agent-after-create"
 )
 
 // ExitCode is what the process exits with at a crash point.

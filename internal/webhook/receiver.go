@@ -58,6 +58,9 @@ type Receiver struct {
 	MaxBodyBytes int64
 	// Observe, when set, is told the outcome of every request (for metrics).
 	Observe func(kind, outcome string)
+	// RelayClient sends relayed webhooks to the user's own endpoints (an
+	// Agent's extraConfig webhooks). Default: a client with a 10s timeout.
+	RelayClient *http.Client
 }
 
 // Outcomes reported to Observe and in responses.
@@ -109,6 +112,7 @@ func (rc *Receiver) endOfCall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	rc.relayEndOfCall(acct, h.AgentID, body)
 	call, err := rc.findCall(ctx, acct, h.SessionID, calls.RefOf(h.Metadata))
 	if err != nil {
 		rc.Log.Error(err, "Looking up the call of a webhook failed")
@@ -218,6 +222,7 @@ func (rc *Receiver) prefetch(w http.ResponseWriter, r *http.Request) {
 			answer["extra_prompt"], _ = template.Render(p, vars)
 		}
 	}
+	rc.relayPrefetch(ctx, acct, r, answer)
 	outcome := OutcomeServed
 	if call == nil {
 		outcome = OutcomeUnknown
