@@ -113,7 +113,9 @@ func TestAgentLifecycle(t *testing.T) {
 
 	// Update on spec change.
 	updateAgent(g, agent, func(a *millisv1alpha1.Agent) { a.Spec.Config.FirstMessage = "Hello {userName}!" })
-	g.Eventually(func(g Gomega) { g.Expect(millisConfig(g, id)).To(HaveKeyWithValue("first_message", "Hello {userName}!")) }, timeout).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(millisConfig(g, id)).To(HaveKeyWithValue("first_message", "Hello {userName}!"))
+	}, timeout).Should(Succeed())
 
 	// Drift made in the dashboard is repaired; fields the operator does not
 	// model (custom_vocabulary) survive.
@@ -125,7 +127,9 @@ func TestAgentLifecycle(t *testing.T) {
 
 	// Delete removes the Millis agent.
 	g.Expect(k8s.Delete(ctx, agent)).To(Succeed())
-	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(agent), &millisv1alpha1.Agent{})) }, timeout).Should(BeTrue())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(agent), &millisv1alpha1.Agent{}))
+	}, timeout).Should(BeTrue())
 	_, err := mc.GetAgent(ctx, id)
 	g.Expect(millis.IsNotFound(err)).To(BeTrue(), "got %v", err)
 }
@@ -140,7 +144,9 @@ func TestAgentOrphanKeepsMillisAgent(t *testing.T) {
 	g.Expect(k8s.Create(ctx, agent)).To(Succeed())
 	id := waitAgentReady(g, agent).Status.AgentID
 	g.Expect(k8s.Delete(ctx, agent)).To(Succeed())
-	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(agent), &millisv1alpha1.Agent{})) }, timeout).Should(BeTrue())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(agent), &millisv1alpha1.Agent{}))
+	}, timeout).Should(BeTrue())
 	_, err := millisClient(g).GetAgent(ctx, id)
 	g.Expect(err).NotTo(HaveOccurred())
 }
@@ -167,7 +173,7 @@ func TestAgentAdoptionAndObserveOnly(t *testing.T) {
 	watched := &millisv1alpha1.Agent{ObjectMeta: metav1.ObjectMeta{Name: "watched", Namespace: ns},
 		Spec: millisv1alpha1.AgentSpec{ExternalID: made.ID, ManagementPolicy: millisv1alpha1.ManagementObserveOnly,
 			DisplayName: "made in the dashboard " + ns,
-			Config: &millisv1alpha1.AgentConfig{Prompt: "What git says", Voice: millisv1alpha1.Voice{Provider: "openai", VoiceID: "alloy"}}}}
+			Config:      &millisv1alpha1.AgentConfig{Prompt: "What git says", Voice: millisv1alpha1.Voice{Provider: "openai", VoiceID: "alloy"}}}}
 	g.Expect(k8s.Create(ctx, watched)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		a := getAgent(g, watched)
@@ -187,7 +193,9 @@ func TestAgentAdoptionAndObserveOnly(t *testing.T) {
 	ghost := &millisv1alpha1.Agent{ObjectMeta: metav1.ObjectMeta{Name: "ghost", Namespace: ns},
 		Spec: millisv1alpha1.AgentSpec{ExternalID: "-NoSuchAgent000000000", Config: watched.Spec.Config.DeepCopy()}}
 	g.Expect(k8s.Create(ctx, ghost)).To(Succeed())
-	g.Eventually(func(g Gomega) { g.Expect(syncedReason(getAgent(g, ghost))).To(Equal(millisv1alpha1.ReasonExternalNotFound)) }, timeout).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(syncedReason(getAgent(g, ghost))).To(Equal(millisv1alpha1.ReasonExternalNotFound))
+	}, timeout).Should(Succeed())
 
 	waitAgentReady(g, first)
 	g.Eventually(func(g Gomega) { g.Expect(millisConfig(g, made.ID)).To(HaveKeyWithValue("prompt", "What git says")) }, timeout).Should(Succeed())
