@@ -38,7 +38,7 @@ func main() {
 		metricsAddr, probeAddr, webhookAddr, watchNamespaces string
 		leaderElect                                          bool
 		pollInterval, retryInterval, verifyInterval, timeout time.Duration
-		driftInterval                                        time.Duration
+		driftInterval, createDelay                           time.Duration
 		workers                                              int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; \"0\" disables it.")
@@ -51,6 +51,7 @@ func main() {
 	flag.DurationVar(&verifyInterval, "account-verify-interval", 5*time.Minute, "Default interval for re-verifying account credentials and credit.")
 	flag.DurationVar(&timeout, "millis-request-timeout", millis.DefaultTimeout, "Timeout of each Millis API request.")
 	flag.DurationVar(&driftInterval, "agent-drift-interval", 10*time.Minute, "Default interval between drift checks of each Agent (jittered by up to 10%).")
+	flag.DurationVar(&createDelay, "agent-create-visibility-delay", 30*time.Second, "How long after an unconfirmed agent create a new agent is assumed visible in GET /agents; only then does its absence prove no agent was created.")
 	flag.IntVar(&workers, "max-concurrent-reconciles", 8, "OutboundCall reconciles run in parallel.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
@@ -90,7 +91,7 @@ func main() {
 	}
 	ctx := ctrl.SetupSignalHandler()
 	if err := setup(ctx, mgr, resolver, clk, webhookAddr, intervals{
-		poll: pollInterval, retry: retryInterval, verify: verifyInterval, drift: driftInterval,
+		poll: pollInterval, retry: retryInterval, verify: verifyInterval, drift: driftInterval, createDelay: createDelay,
 	}, workers); err != nil {
 		setupLog.Error(err, "unable to set up the manager")
 		os.Exit(1)
@@ -103,7 +104,7 @@ func main() {
 }
 
 // intervals are the manager's timing flags.
-type intervals struct{ poll, retry, verify, drift time.Duration }
+type intervals struct{ poll, retry, verify, drift, createDelay time.Duration }
 
 func setup(ctx context.Context, mgr ctrl.Manager, resolver *accounts.Resolver, clk clock.Clock, webhookAddr string,
 	iv intervals, workers int) error {
@@ -136,7 +137,7 @@ func setup(ctx context.Context, mgr ctrl.Manager, resolver *accounts.Resolver, c
 		Clock:                 clk,
 		DriftInterval:         iv.drift,
 		RetryInterval:         iv.retry,
-		CreateVisibilityDelay: 30 * time.Second,
+		CreateVisibilityDelay: iv.createDelay,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return err
 	}

@@ -188,7 +188,7 @@ while :; do
   read -r finished total < <(phases || echo "0 0")
   echo
   echo "--- $((SECONDS - started))s: ${finished}/${total} calls finished ---"
-  kubectl get millisaccounts -n "${NAMESPACE}" || true
+  kubectl get millisaccounts,agents -n "${NAMESPACE}" || true
   echo
   kubectl get outboundcalls -n "${NAMESPACE}" || true
   if ((total > 0 && finished == total)); then
@@ -202,7 +202,7 @@ done
 
 echo
 echo "=== every call has finished ==="
-kubectl get millisaccounts -n "${NAMESPACE}" -o wide
+kubectl get millisaccounts,agents -n "${NAMESPACE}" -o wide
 echo
 kubectl get outboundcalls -n "${NAMESPACE}" -o wide
 echo

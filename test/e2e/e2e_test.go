@@ -168,7 +168,7 @@ func startManager(t *testing.T, env ...string) *proc {
 	t.Helper()
 	p, err := start("manager", append([]string{"KUBECONFIG=" + kubeconfig}, env...),
 		"--millis-webhook-bind-address", hookAddr, "--metrics-bind-address", "0",
-		"--health-probe-bind-address", "127.0.0.1:0", "--call-poll-interval", "2s", "--retry-interval", "1s",
+		"--health-probe-bind-address", "127.0.0.1:0", "--call-poll-interval", "2s", "--retry-interval", "1s", "--agent-create-visibility-delay", "2s",
 		"--zap-log-level", "debug")
 	if err != nil {
 		t.Fatal(err)
@@ -233,6 +233,31 @@ func simDials(t *testing.T, to string) int {
 	return ledger.Total
 }
 
+// simAgentsNamed counts the simulator's agents with a name, through the API.
+func simAgentsNamed(t *testing.T, name string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+simAddr+"/agents", nil)
+	req.Header.Set("authorization", sampleAPIKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list []struct {
+		Name string `json:"name"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, a := range list {
+		if a.Name == name {
+			n++
+		}
+	}
+	return n
+}
+
 func setFaults(t *testing.T, faults string) {
 	t.Helper()
 	resp, err := http.Post("http://"+simAddr+"/_sim/faults", "application/json", strings.NewReader(faults))
@@ -270,6 +295,14 @@ func TestSamplesEndToEnd(t *testing.T) {
 		t.Error("the account shows no credit")
 	}
 
+	for _, agent := range []string{"support", "legacy"} {
+		if out, err := kubectlE("wait", "-n", "sales", "agent/"+agent, "--for=condition=Ready", "--timeout="+waitTimeout); err != nil {
+			t.Fatalf("Agent %s not Ready: %v\n%s", agent, err, out)
+		}
+	}
+	if n := simAgentsNamed(t, "Support agent"); n != 1 {
+		t.Errorf("%d Millis agents named \"Support agent\", want 1", n)
+	}
 	waitPhase(t, "sales", "welcome-john", "Succeeded")
 	if got := jsonpath(t, "sales", "outboundcall/welcome-john", ".status.callStatus"); got != "user-ended" {
 		t.Errorf("welcome-john callStatus = %q, want user-ended", got)
@@ -420,6 +453,61 @@ func freeAddr() string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// TestAgentCreateCrash kills the manager right after Millis created an
+// agent, before the operator recorded its ID: the restarted manager finds it
+// instead of creating a second one.
+func TestAgentCreateCrash(t *testing.T) {
+	for _, point := range []string{"agent-after-intent", "agent-after-create"} {
+		t.Run(point, func(t *testing.T) {
+			ns := "agent-" + point
+			kubectl(t, "create", "namespace", ns)
+			name := "Crash agent " + point
+			mgr := startManager(t, "MILLIS_OPERATOR_CRASHPOINTS="+point)
+			applyStdin(t, fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata: {name: millis-credentials, namespace: %[1]s}
+stringData: {apiKey: %[2]s, webhookToken: %[3]s}
+---
+apiVersion: millis.callops.dev/v1alpha1
+kind: MillisAccount
+metadata: {name: default, namespace: %[1]s}
+spec:
+  baseURL: http://%[4]s
+  apiKeySecretRef: {name: millis-credentials, key: apiKey}
+  webhook:
+    url: http://%[5]s
+    tokenSecretRef: {name: millis-credentials, key: webhookToken}
+---
+apiVersion: millis.callops.dev/v1alpha1
+kind: Agent
+metadata: {name: crashy, namespace: %[1]s}
+spec:
+  displayName: %[6]q
+  config:
+    prompt: "You help {userName}."
+    voice: {provider: elevenlabs, voiceID: "21m00Tcm4TlvDq8ikWAM"}
+`, ns, sampleAPIKey, sampleWebhook, simAddr, hookAddr, name))
+			code, err := mgr.exitCode(30 * time.Second)
+			if err != nil || code != 97 {
+				mgr.stop()
+				t.Fatalf("manager did not crash at %s (code %d, %v):\n%s", point, code, err, mgr.output())
+			}
+			mgr = startManager(t)
+			defer mgr.stop()
+			if out, err := kubectlE("wait", "-n", ns, "agent/crashy", "--for=condition=Ready", "--timeout="+waitTimeout); err != nil {
+				t.Fatalf("Agent not Ready after restart: %v\n%s\n%s", err, out, mgr.output())
+			}
+			if n := simAgentsNamed(t, name); n != 1 {
+				t.Errorf("%s: %d Millis agents named %q, want exactly 1", point, n, name)
+			}
+			id := jsonpath(t, ns, "agent/crashy", ".status.agentID")
+			if ann := jsonpath(t, ns, "agent/crashy", `.metadata.annotations.millis\.callops\.dev/external-id`); ann != id || id == "" {
+				t.Errorf("external-id annotation %q, status.agentID %q", ann, id)
+			}
+		})
+	}
 }
 
 func applyStdin(t *testing.T, yaml string) {
