@@ -88,9 +88,11 @@ test-e2e: manifests build control-plane ## Run the e2e tests (binaries, local co
 	KUBEBUILDER_ASSETS="$$assets" go test ./test/e2e/... -v -count=1 -timeout 20m
 
 .PHONY: bench
-bench: control-plane ## Run the benchmarks; the output is also written to bin/bench.txt.
+bench: control-plane ## Run the Go benchmarks and the campaign benchmark table (hack/bench); output also in bin/bench.txt.
 	@mkdir -p $(LOCALBIN); assets="$$(hack/control-plane.sh)"; \
-	KUBEBUILDER_ASSETS="$$assets" go test -run '^$$' -bench . -benchmem ./... | tee $(LOCALBIN)/bench.txt
+	go build -o $(LOCALBIN)/manager . && \
+	KUBEBUILDER_ASSETS="$$assets" go test -run '^$$' -bench . -benchmem ./internal/... | tee $(LOCALBIN)/bench.txt && \
+	KUBEBUILDER_ASSETS="$$assets" go run ./hack/bench --manager $(LOCALBIN)/manager $(BENCH_ARGS) | tee -a $(LOCALBIN)/bench.txt
 
 ##@ Build
 

@@ -40,6 +40,8 @@ func main() {
 		pollInterval, retryInterval, verifyInterval, timeout time.Duration
 		driftInterval, createDelay                           time.Duration
 		workers                                              int
+		qps                                                  float64
+		burst                                                int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
@@ -53,6 +55,8 @@ func main() {
 	flag.DurationVar(&driftInterval, "agent-drift-interval", 10*time.Minute, "Default interval between drift checks of each Agent (jittered by up to 10%).")
 	flag.DurationVar(&createDelay, "agent-create-visibility-delay", 30*time.Second, "How long after an unconfirmed agent create a new agent is assumed visible in GET /agents; only then does its absence prove no agent was created.")
 	flag.IntVar(&workers, "max-concurrent-reconciles", 8, "OutboundCall reconciles run in parallel.")
+	flag.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
+	flag.IntVar(&burst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -66,7 +70,9 @@ func main() {
 			cacheOpts.DefaultNamespaces[strings.TrimSpace(ns)] = cache.Config{}
 		}
 	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	restConfig := ctrl.GetConfigOrDie()
+	restConfig.QPS, restConfig.Burst = float32(qps), burst
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                 scheme,
 		Cache:                  cacheOpts,
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
@@ -139,6 +145,15 @@ func setup(ctx context.Context, mgr ctrl.Manager, resolver *accounts.Resolver, c
 		RetryInterval:         iv.retry,
 		CreateVisibilityDelay: iv.createDelay,
 	}).SetupWithManager(ctx, mgr); err != nil {
+		return err
+	}
+	if err := (&controllers.CallCampaignReconciler{
+		Client:        mgr.GetClient(),
+		Accounts:      resolver,
+		Recorder:      mgr.GetEventRecorder("millis-operator"),
+		Clock:         clk,
+		RetryInterval: iv.retry,
+	}).SetupWithManager(ctx, mgr, 4); err != nil {
 		return err
 	}
 	receiver := &webhook.Receiver{

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,6 +49,21 @@ var (
 	simURL     string
 	webhookURL string
 )
+
+// campaignClock is the campaign reconciler's clock: real time plus an
+// offset a test may move forward, to jump to a calling window.
+var campaignClock = &shiftClock{}
+
+type shiftClock struct {
+	clock.RealClock
+	offset atomic.Int64
+}
+
+func (c *shiftClock) Now() time.Time                  { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *shiftClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+
+// jumpTo moves the campaign clock so that it reads t now.
+func (c *shiftClock) jumpTo(t time.Time) { c.offset.Store(int64(time.Until(t))) }
 
 const (
 	apiKey       = "sim-private-key"
@@ -130,6 +146,13 @@ func run(m *testing.M) int {
 		Clock: clock.RealClock{}, DriftInterval: time.Minute, RetryInterval: 500 * time.Millisecond,
 		CreateVisibilityDelay: 2 * time.Second,
 	}).SetupWithManager(ctx, mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := (&controllers.CallCampaignReconciler{
+		Client: mgr.GetClient(), Accounts: resolver, Recorder: mgr.GetEventRecorder("test"),
+		Clock: campaignClock, RetryInterval: 500 * time.Millisecond,
+	}).SetupWithManager(ctx, mgr, 2); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

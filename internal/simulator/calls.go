@@ -219,6 +219,8 @@ func (s *Server) handleStartOutboundCall(w http.ResponseWriter, r *http.Request,
 	}
 	s.calls = append(s.calls, c)
 	s.byID[c.sessionID] = c
+	s.live++
+	s.peakLive = max(s.peakLive, s.live)
 	s.scheduleLocked(c, c.placedAt+s.scaled(s.cfg.StageTime))
 	createThen500 := s.takeCreateThen500Locked()
 	if createThen500 {

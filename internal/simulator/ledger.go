@@ -90,6 +90,7 @@ func (s *Server) Reset() {
 	s.mu.Lock()
 	s.epoch++
 	s.calls = nil
+	s.live, s.peakLive = 0, 0
 	s.byID = map[string]*call{}
 	s.events = nil
 	s.usedCredit = 0
@@ -98,12 +99,30 @@ func (s *Server) Reset() {
 	s.log.Info("simulator reset")
 }
 
+// Concurrency returns the calls in flight now and the most there have been
+// at once since the start or the last Reset.
+func (s *Server) Concurrency() (live, peak int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live, s.peakLive
+}
+
 func (s *Server) handleLedger(w http.ResponseWriter, r *http.Request, _ []string) {
 	calls := s.ledger(r.URL.Query().Get("to"))
+	if r.URL.Query().Get("summary") != "" {
+		calls = nil // counts only: the ledger of 100,000 calls is large
+	}
+	live, peak := s.Concurrency()
+	total := len(calls)
+	if r.URL.Query().Get("summary") != "" {
+		total = len(s.ledger(r.URL.Query().Get("to")))
+	}
 	writeJSON(w, http.StatusOK, struct {
-		Total int           `json:"total"`
-		Calls []LedgerEntry `json:"calls"`
-	}{len(calls), calls})
+		Total    int           `json:"total"`
+		Live     int           `json:"live"`
+		PeakLive int           `json:"peak_live"`
+		Calls    []LedgerEntry `json:"calls,omitempty"`
+	}{total, live, peak, calls})
 }
 
 // handleDebugCall shows a call with the internals a client cannot see.

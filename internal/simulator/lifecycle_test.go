@@ -219,3 +219,17 @@ func TestManyCallsAllFinish(t *testing.T) {
 		t.Fatal("ts must be a number")
 	}
 }
+
+func TestConcurrencyCountsLiveCalls(t *testing.T) {
+	h := newHarness(t, nil)
+	for _, to := range []string{"+15550100010", "+15550100011", "+15550100091"} {
+		h.place(to, nil)
+	}
+	if live, peak := h.srv.Concurrency(); live != 3 || peak != 3 {
+		t.Fatalf("after placing 3: live %d peak %d, want 3 3", live, peak)
+	}
+	h.step(10 * time.Second)
+	if live, peak := h.srv.Concurrency(); live != 0 || peak != 3 {
+		t.Errorf("after all ended: live %d peak %d, want 0 3", live, peak)
+	}
+}

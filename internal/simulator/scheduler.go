@@ -205,6 +205,9 @@ func (s *Server) startTalkLocked(c *call) {
 // finishLocked gives c its final status at time at, bills it and fires the
 // end-of-call webhook.
 func (s *Server) finishLocked(c *call, st uint8, at int64) {
+	if !isTerminal(c.status) {
+		s.live--
+	}
 	c.status = st
 	c.nextAt = 0
 	c.endedAt = at

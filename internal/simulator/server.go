@@ -41,14 +41,17 @@ type Server struct {
 	events     eventHeap
 	lastTS     int64 // µs, the last ts handed out
 	usedCredit float64
-	epoch      uint32 // bumped by Reset so late webhook results are dropped
-	agents     map[string]*agent
-	agentOrder []string
-	phones     map[string]*phone
-	phoneOrder []string
-	faults     Faults
-	faultRNG   *rand.Rand
-	ids        pushIDGen
+	// live counts placed calls that have not ended; peakLive is its maximum
+	// since the start or the last Reset (the benchmark's concurrency check).
+	live, peakLive int
+	epoch          uint32 // bumped by Reset so late webhook results are dropped
+	agents         map[string]*agent
+	agentOrder     []string
+	phones         map[string]*phone
+	phoneOrder     []string
+	faults         Faults
+	faultRNG       *rand.Rand
+	ids            pushIDGen
 
 	pool *webhookPool
 

@@ -1,0 +1,343 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	millisv1alpha1 "github.com/callops/millis-operator/api/v1alpha1"
+	"github.com/callops/millis-operator/internal/campaign"
+	"github.com/callops/millis-operator/internal/dispatch"
+)
+
+// ResultsKey is the key of the CSV in each results ConfigMap.
+const ResultsKey = "results.csv"
+
+func resultsName(c *millisv1alpha1.CallCampaign, i int) string {
+	return fmt.Sprintf("%s-results-%d", c.Name, i)
+}
+
+func (r *CallCampaignReconciler) memoryOf(uid types.UID, nn types.NamespacedName) *campaignMemory {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.memory == nil {
+		r.memory = map[types.UID]*campaignMemory{}
+	}
+	m, ok := r.memory[uid]
+	if !ok {
+		m = &campaignMemory{name: nn, expected: map[string]time.Time{}, results: map[string]string{}}
+		r.memory[uid] = m
+	}
+	return m
+}
+
+// forget drops the memory of a deleted campaign.
+func (r *CallCampaignReconciler) forget(nn types.NamespacedName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for uid, m := range r.memory {
+		if m.name == nn {
+			delete(r.memory, uid)
+		}
+	}
+}
+
+// loadResults reads the export once per replica lifetime: it is the memory
+// of attempts whose children were pruned.
+func (r *CallCampaignReconciler) loadResults(ctx context.Context, c *millisv1alpha1.CallCampaign, mem *campaignMemory) error {
+	if mem.loaded {
+		return nil
+	}
+	mem.rows = map[string]dispatch.Row{}
+	for i := 0; ; i++ {
+		var cm corev1.ConfigMap
+		err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: resultsName(c, i)}, &cm)
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read results %s: %w", resultsName(c, i), err)
+		}
+		if !metav1.IsControlledBy(&cm, c) {
+			break
+		}
+		rows, err := dispatch.DecodeCSV(cm.Data[ResultsKey])
+		if err != nil {
+			return fmt.Errorf("results %s: %w", cm.Name, err)
+		}
+		for _, row := range rows {
+			if row.Outcome == dispatch.Invalid {
+				continue
+			}
+			if _, dup := mem.rows[row.Phone]; !dup {
+				mem.rows[row.Phone] = row
+			}
+		}
+		mem.results[cm.Name] = cm.Data[ResultsKey]
+	}
+	mem.loaded = true
+	return nil
+}
+
+// flushResults writes the export when it changed and is due. It reports
+// whether the export on the server now matches rows.
+func (r *CallCampaignReconciler) flushResults(ctx context.Context, c *millisv1alpha1.CallCampaign, mem *campaignMemory, rows []dispatch.Row, done bool, now time.Time) (bool, error) {
+	if !done && now.Sub(mem.flushedAt) < resultsFlushInterval {
+		mem.flushDue = true
+		return false, nil
+	}
+	mem.flushDue = false
+	chunks := dispatch.EncodeChunks(rows)
+	names := make([]string, len(chunks))
+	for i, data := range chunks {
+		names[i] = resultsName(c, i)
+		if mem.results[names[i]] == data {
+			continue
+		}
+		if err := r.writeResults(ctx, c, names[i], data); err != nil {
+			return false, err
+		}
+		mem.results[names[i]] = data
+	}
+	for name := range mem.results {
+		if !contains(names, name) {
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: c.Namespace}}
+			if err := r.Delete(ctx, cm); client.IgnoreNotFound(err) != nil {
+				return false, fmt.Errorf("delete stale results %s: %w", name, err)
+			}
+			delete(mem.results, name)
+		}
+	}
+	next := make(map[string]dispatch.Row, len(rows))
+	for _, row := range rows {
+		if row.Outcome == dispatch.Invalid {
+			continue
+		}
+		if _, dup := next[row.Phone]; !dup {
+			next[row.Phone] = row
+		}
+	}
+	mem.rows = next
+	mem.flushedAt = now
+	c.Status.Results = names
+	return true, nil
+}
+
+func (r *CallCampaignReconciler) writeResults(ctx context.Context, c *millisv1alpha1.CallCampaign, name, data string) error {
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: c.Namespace}}
+	_, err := controllerutil.CreateOrUpdate(ctx, r.Client, cm, func() error {
+		if cm.Labels == nil {
+			cm.Labels = map[string]string{}
+		}
+		cm.Labels[millisv1alpha1.LabelCampaign] = c.Name
+		cm.Data = map[string]string{ResultsKey: data}
+		return controllerutil.SetControllerReference(c, cm, r.Scheme())
+	})
+	if err != nil {
+		return fmt.Errorf("write results %s: %w", name, err)
+	}
+	return nil
+}
+
+// resultsDirty: a flush was skipped because the last one was too recent.
+func (r *CallCampaignReconciler) resultsDirty(mem *campaignMemory) bool { return mem.flushDue }
+
+// prune deletes finished children beyond the history limit, oldest first,
+// once their result is in the export and they no longer count against the
+// rate window.
+func (r *CallCampaignReconciler) prune(ctx context.Context, c *millisv1alpha1.CallCampaign, mem *campaignMemory, children []millisv1alpha1.OutboundCall, now time.Time) error {
+	limit := defaultHistoryLimit
+	if c.Spec.ChildHistoryLimit != nil {
+		limit = int(*c.Spec.ChildHistoryLimit)
+	}
+	var finished []*millisv1alpha1.OutboundCall
+	for i := range children {
+		ch := &children[i]
+		if ch.Status.Phase.IsFinished() && ch.DeletionTimestamp.IsZero() {
+			finished = append(finished, ch)
+		}
+	}
+	if len(finished) <= limit {
+		return nil
+	}
+	sort.Slice(finished, func(i, j int) bool { return endOf(finished[i]).Before(endOf(finished[j])) })
+	for _, ch := range finished[:len(finished)-limit] {
+		row, ok := mem.rows[string(ch.Spec.ToPhone)]
+		young := c.Spec.CallsPerMinute > 0 && now.Sub(ch.CreationTimestamp.Time) < rateWindow
+		if !ok || row.Attempts < attemptOf(ch) || young {
+			continue // not exported yet, or still counts against callsPerMinute
+		}
+		if err := r.Delete(ctx, ch, client.Preconditions{UID: &ch.UID}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("prune %s: %w", ch.Name, err)
+		}
+	}
+	return nil
+}
+
+func endOf(ch *millisv1alpha1.OutboundCall) time.Time {
+	if ch.Status.EndTime != nil {
+		return ch.Status.EndTime.Time
+	}
+	return ch.CreationTimestamp.Time
+}
+
+// report writes counters and conditions.
+func (r *CallCampaignReconciler) report(c *millisv1alpha1.CallCampaign, plan dispatch.Plan, problems []campaign.Problem, invalid map[string]string, dialed, dials int, now time.Time) {
+	st := &c.Status
+	n := plan.Counts
+	st.Total, st.Pending, st.Active = int32(n.Total), int32(n.Pending), int32(n.Active+dialed)
+	st.Pending -= int32(dialed)
+	st.Succeeded, st.Failed, st.Skipped, st.Expired = int32(n.Succeeded), int32(n.Failed), int32(n.Skipped), int32(n.Expired)
+	st.Invalid = int32(n.Invalid + countInvalidProblems(problems))
+	st.Duplicates = int32(countDuplicates(problems))
+	st.Dials = int32(dials)
+	st.Progress = fmt.Sprintf("%d/%d", n.Finished()-n.Invalid, n.Total-n.Invalid)
+	st.Problems = problemSample(problems, invalid)
+	if plan.NextWindow.IsZero() {
+		st.NextWindowTime = nil
+	} else {
+		t := metav1.NewTime(plan.NextWindow)
+		st.NextWindowTime = &t
+	}
+	r.condition(c, millisv1alpha1.ConditionFailed, metav1.ConditionFalse, "NoFailure", "the campaign can run")
+
+	if c.Spec.Suspend {
+		r.condition(c, millisv1alpha1.ConditionSuspended, metav1.ConditionTrue, millisv1alpha1.ReasonSuspended, "no new calls start; calls in flight go on")
+	} else {
+		r.condition(c, millisv1alpha1.ConditionSuspended, metav1.ConditionFalse, "Resumed", "not suspended")
+	}
+	switch {
+	case plan.Done && dialed == 0:
+		reason, msg := millisv1alpha1.ReasonAllFinished, "every recipient has finished"
+		if n.Expired > 0 {
+			reason, msg = millisv1alpha1.ReasonDeadline, fmt.Sprintf("the deadline passed; %d recipients expired", n.Expired)
+		}
+		if n.Total == 0 {
+			reason, msg = millisv1alpha1.ReasonNoRecipients, "no valid recipients"
+		}
+		if st.CompletionTime == nil {
+			t := metav1.NewTime(now)
+			st.CompletionTime = &t
+		}
+		r.condition(c, millisv1alpha1.ConditionComplete, metav1.ConditionTrue, reason, msg)
+		r.condition(c, millisv1alpha1.ConditionRunning, metav1.ConditionFalse, reason, msg)
+	case c.Spec.Suspend:
+		r.condition(c, millisv1alpha1.ConditionComplete, metav1.ConditionFalse, millisv1alpha1.ReasonSuspended, "suspended")
+		r.condition(c, millisv1alpha1.ConditionRunning, metav1.ConditionFalse, millisv1alpha1.ReasonSuspended, "suspended")
+	default:
+		st.CompletionTime = nil
+		r.condition(c, millisv1alpha1.ConditionComplete, metav1.ConditionFalse, "InProgress", st.Progress+" finished")
+		reason, msg := millisv1alpha1.ReasonDialing, fmt.Sprintf("%d calls in flight", st.Active)
+		if st.Active == 0 && plan.Eligible == 0 {
+			reason, msg = millisv1alpha1.ReasonWaitingForWindow, "waiting for a calling window, a retry backoff or the start time"
+			if st.NextWindowTime != nil {
+				msg = "next calling window opens at " + st.NextWindowTime.UTC().Format(time.RFC3339)
+			}
+		}
+		r.condition(c, millisv1alpha1.ConditionRunning, metav1.ConditionTrue, reason, msg)
+	}
+}
+
+func (r *CallCampaignReconciler) condition(c *millisv1alpha1.CallCampaign, typ string, status metav1.ConditionStatus, reason, msg string) {
+	setCondition(&c.Status.Conditions, c.Generation, typ, status, reason, msg)
+}
+
+func countInvalidProblems(problems []campaign.Problem) int {
+	n := 0
+	for _, p := range problems {
+		if !isDuplicate(p) {
+			n++
+		}
+	}
+	return n
+}
+
+func countDuplicates(problems []campaign.Problem) int {
+	return len(problems) - countInvalidProblems(problems)
+}
+
+func isDuplicate(p campaign.Problem) bool {
+	return len(p.Reason) > 12 && p.Reason[:12] == "duplicate of"
+}
+
+// problemSample keeps the first problems for status; all are in the export.
+func problemSample(problems []campaign.Problem, invalid map[string]string) []millisv1alpha1.RecipientProblem {
+	var out []millisv1alpha1.RecipientProblem
+	for _, p := range problems {
+		if len(out) == problemsInView {
+			return out
+		}
+		out = append(out, millisv1alpha1.RecipientProblem{Source: p.Source, Row: int32(p.Row), Phone: p.Phone, Reason: p.Reason})
+	}
+	phones := make([]string, 0, len(invalid))
+	for p := range invalid {
+		phones = append(phones, p)
+	}
+	sort.Strings(phones)
+	for _, p := range phones {
+		if len(out) == problemsInView {
+			break
+		}
+		out = append(out, millisv1alpha1.RecipientProblem{Source: "variables", Phone: p, Reason: invalid[p]})
+	}
+	return out
+}
+
+// SetupWithManager registers the reconciler. Children wake their campaign
+// on every status change, so a finished call frees its slot at once.
+func (r *CallCampaignReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, workers int) error {
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &millisv1alpha1.CallCampaign{}, IndexCampaignConfigMaps, func(o client.Object) []string {
+		c := o.(*millisv1alpha1.CallCampaign)
+		var names []string
+		for _, s := range append(append([]millisv1alpha1.RecipientSource{}, c.Spec.RecipientsFrom...), c.Spec.DoNotCall...) {
+			names = append(names, s.ConfigMapKeyRef.Name)
+		}
+		return names
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &millisv1alpha1.CallCampaign{}, IndexCampaignAgentRef, func(o client.Object) []string {
+		if ref := o.(*millisv1alpha1.CallCampaign).Spec.AgentRef; ref != nil {
+			return []string{ref.Name}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	byField := func(field string) handler.MapFunc {
+		return func(ctx context.Context, obj client.Object) []reconcile.Request {
+			var list millisv1alpha1.CallCampaignList
+			if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{field: obj.GetName()}); err != nil {
+				return nil
+			}
+			reqs := make([]reconcile.Request, 0, len(list.Items))
+			for i := range list.Items {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+			}
+			return reqs
+		}
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&millisv1alpha1.CallCampaign{}).
+		Owns(&millisv1alpha1.OutboundCall{}, builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(byField(IndexCampaignConfigMaps))).
+		Watches(&millisv1alpha1.Agent{}, handler.EnqueueRequestsFromMapFunc(byField(IndexCampaignAgentRef))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Named("callcampaign").
+		Complete(r)
+}
