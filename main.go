@@ -41,6 +41,7 @@ func main() {
 		driftInterval, createDelay                           time.Duration
 		workers                                              int
 		qps                                                  float64
+		pprofAddr                                            string
 		burst                                                int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; \"0\" disables it.")
@@ -55,6 +56,7 @@ func main() {
 	flag.DurationVar(&driftInterval, "agent-drift-interval", 10*time.Minute, "Default interval between drift checks of each Agent (jittered by up to 10%).")
 	flag.DurationVar(&createDelay, "agent-create-visibility-delay", 30*time.Second, "How long after an unconfirmed agent create a new agent is assumed visible in GET /agents; only then does its absence prove no agent was created.")
 	flag.IntVar(&workers, "max-concurrent-reconciles", 8, "OutboundCall reconciles run in parallel.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of the pprof endpoint; empty disables it.")
 	flag.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
 	flag.IntVar(&burst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")
 	opts := zap.Options{Development: false}
@@ -77,6 +79,7 @@ func main() {
 		Cache:                  cacheOpts,
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress: probeAddr,
+		PprofBindAddress:       pprofAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "millis-operator.callops.dev",
 	})

@@ -75,7 +75,7 @@ func (r *AgentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	if !equality.Semantic.DeepEqual(before, &agent.Status) {
 		if uerr := r.Status().Update(ctx, &agent); uerr != nil {
 			if apierrors.IsConflict(uerr) {
-				return ctrl.Result{Requeue: true}, nil
+				return ctrl.Result{RequeueAfter: conflictRetry}, nil
 			}
 			return ctrl.Result{}, fmt.Errorf("update Agent status: %w", uerr)
 		}
@@ -179,7 +179,7 @@ func (r *AgentReconciler) recoverCreate(ctx context.Context, agent *millisv1alph
 		if err := r.setAnnotations(ctx, agent, matches[0].ID, true); err != nil {
 			return ctrl.Result{}, err
 		}
-		return ctrl.Result{Requeue: true}, nil
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
 	case len(matches) > 1:
 		ids := make([]string, 0, len(matches))
 		for _, m := range matches {
@@ -198,7 +198,7 @@ func (r *AgentReconciler) recoverCreate(ctx context.Context, agent *millisv1alph
 	if err := r.setAnnotations(ctx, agent, "", true); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{Requeue: true}, nil
+	return ctrl.Result{RequeueAfter: conflictRetry}, nil
 }
 
 // observe reads the Millis agent, repairs or reports drift, binds numbers.
@@ -278,7 +278,7 @@ func (r *AgentReconciler) missing(ctx context.Context, agent *millisv1alpha1.Age
 	if err := r.setAnnotations(ctx, agent, "", false); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{Requeue: true}, nil
+	return ctrl.Result{RequeueAfter: conflictRetry}, nil
 }
 
 // bindPhones binds spec.phoneNumbers to the agent and unbinds removed ones.

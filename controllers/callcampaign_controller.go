@@ -46,6 +46,7 @@ const (
 	// are never pruned, because they count against it.
 	rateWindow     = time.Minute
 	problemsInView = 20
+	statusInterval = time.Second
 )
 
 // Indexes for campaigns.
@@ -89,6 +90,7 @@ type campaignMemory struct {
 	results   map[string]string
 	flushedAt time.Time
 	flushDue  bool
+	statusAt  time.Time
 	loaded    bool
 	rows      map[string]dispatch.Row // by phone, from the export
 	agentVars agentVarsCache
@@ -123,9 +125,18 @@ func (r *CallCampaignReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	result, err := r.run(ctx, &c)
 	c.Status.ObservedGeneration = c.Generation
 	if !equality.Semantic.DeepEqual(before, &c.Status) {
+		// Counters move with every finished call; writing them at most once
+		// a second keeps a busy campaign from doubling the API writes. State
+		// changes (conditions, results, completion) are written at once.
+		mem := r.memoryOf(c.UID, req.NamespacedName)
+		now := r.Clock.Now()
+		if sameState(before, &c.Status) && now.Sub(mem.statusAt) < statusInterval {
+			return minResult(result, statusInterval-now.Sub(mem.statusAt)), err
+		}
+		mem.statusAt = now
 		if uerr := r.Status().Update(ctx, &c); uerr != nil {
 			if apierrors.IsConflict(uerr) {
-				return ctrl.Result{Requeue: true}, nil
+				return ctrl.Result{RequeueAfter: conflictRetry}, nil
 			}
 			return ctrl.Result{}, fmt.Errorf("update CallCampaign status: %w", uerr)
 		}
@@ -648,4 +659,32 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// sameState reports whether two statuses differ only in counters and
+// condition messages.
+func sameState(a, b *millisv1alpha1.CallCampaignStatus) bool {
+	if len(a.Conditions) != len(b.Conditions) || len(a.Results) != len(b.Results) ||
+		(a.CompletionTime == nil) != (b.CompletionTime == nil) || (a.StartTime == nil) != (b.StartTime == nil) {
+		return false
+	}
+	for i := range a.Conditions {
+		x, y := a.Conditions[i], b.Conditions[i]
+		if x.Type != y.Type || x.Status != y.Status || x.Reason != y.Reason {
+			return false
+		}
+	}
+	for i := range a.Results {
+		if a.Results[i] != b.Results[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func minResult(r ctrl.Result, d time.Duration) ctrl.Result {
+	if r.RequeueAfter == 0 || d < r.RequeueAfter {
+		r.RequeueAfter = d
+	}
+	return r
 }

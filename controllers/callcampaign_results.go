@@ -337,7 +337,7 @@ func (r *CallCampaignReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 		Owns(&millisv1alpha1.OutboundCall{}, builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(byField(IndexCampaignConfigMaps))).
 		Watches(&millisv1alpha1.Agent{}, handler.EnqueueRequestsFromMapFunc(byField(IndexCampaignAgentRef))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers, RateLimiter: fastRateLimiter()}).
 		Named("callcampaign").
 		Complete(r)
 }

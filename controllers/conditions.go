@@ -3,8 +3,13 @@
 package controllers
 
 import (
+	"time"
+
+	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
 // setCondition sets a condition stamped with the generation it describes and
@@ -17,4 +22,21 @@ func setCondition(conds *[]metav1.Condition, generation int64, typ string, statu
 	return meta.SetStatusCondition(conds, metav1.Condition{
 		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: generation,
 	})
+}
+
+// conflictRetry is how soon a reconcile that lost an update race runs
+// again. The newer object's watch event normally triggers it sooner; this is
+// the backstop. RequeueAfter, unlike Requeue, bypasses the workqueue's
+// shared 10-per-second bucket, which a busy campaign would otherwise drain.
+const conflictRetry = time.Second
+
+// fastRateLimiter is the workqueue rate limiter of the high-volume
+// controllers: per-item exponential backoff for errors, and an overall
+// bucket sized for thousands of calls rather than controller-runtime's
+// default of 10 per second.
+func fastRateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
+	return workqueue.NewTypedMaxOfRateLimiter(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](5*time.Millisecond, 2*time.Minute),
+		&workqueue.TypedBucketRateLimiter[reconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(1000), 2000)},
+	)
 }

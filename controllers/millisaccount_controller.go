@@ -56,7 +56,7 @@ func (r *MillisAccountReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	if err := r.Status().Update(ctx, &acct); err != nil {
 		if apierrors.IsConflict(err) {
-			return ctrl.Result{Requeue: true}, nil
+			return ctrl.Result{RequeueAfter: conflictRetry}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("update MillisAccount status: %w", err)
 	}

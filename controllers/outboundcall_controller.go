@@ -163,8 +163,10 @@ func (r *OutboundCallReconciler) dial(ctx context.Context, call *millisv1alpha1.
 
 	// 3. Record the session. A conflict here usually means the end-of-call
 	// webhook already wrote status, so merge into the latest object.
-	r.Recorder.Eventf(call, nil, corev1.EventTypeNormal, millisv1alpha1.ReasonAccepted, "Dial",
-		"Millis accepted the call to %s, session %s", redact.Phone(request.ToPhone), reg.SessionID)
+	if !calls.Quiet(call) {
+		r.Recorder.Eventf(call, nil, corev1.EventTypeNormal, millisv1alpha1.ReasonAccepted, "Dial",
+			"Millis accepted the call to %s, session %s", redact.Phone(request.ToPhone), reg.SessionID)
+	}
 	err = r.updateStatus(ctx, call, func(st *millisv1alpha1.OutboundCallStatus, gen int64) {
 		calls.RecordAccepted(st, gen, *reg, now, millisv1alpha1.ReasonAccepted)
 	})
@@ -216,7 +218,7 @@ func (r *OutboundCallReconciler) recoverDial(ctx context.Context, call *millisv1
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if call.Status.SessionID != "" || call.Status.Phase.IsFinished() {
-		return ctrl.Result{Requeue: true}, nil
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
 	}
 	res, wait := r.account(ctx, call)
 	if res == nil {
@@ -455,7 +457,11 @@ func (r *OutboundCallReconciler) updateStatus(ctx context.Context, call *millisv
 			}
 		}
 		first = false
+		before := call.Status.DeepCopy()
 		mutate(&call.Status, call.Generation)
+		if equality.Semantic.DeepEqual(before, &call.Status) {
+			return nil // e.g. the end-of-call webhook already wrote all of it
+		}
 		return r.Status().Update(ctx, call)
 	})
 }
@@ -477,7 +483,7 @@ func apiDetail(err error) string {
 
 func requeueOnConflict(err error, what string) (ctrl.Result, error) {
 	if apierrors.IsConflict(err) {
-		return ctrl.Result{Requeue: true}, nil
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
 	}
 	return ctrl.Result{}, fmt.Errorf("%s: %w", what, err)
 }
@@ -498,7 +504,7 @@ func (r *OutboundCallReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 		For(&millisv1alpha1.OutboundCall{}).
 		Watches(&millisv1alpha1.MillisAccount{}, handler.EnqueueRequestsFromMapFunc(r.callsOfAccount)).
 		Watches(&millisv1alpha1.Agent{}, handler.EnqueueRequestsFromMapFunc(r.callsOfAgent)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers, RateLimiter: fastRateLimiter()}).
 		Named("outboundcall").
 		Complete(r)
 }

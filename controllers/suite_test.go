@@ -92,6 +92,7 @@ func run(m *testing.M) int {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = env.Stop() // a rejected CRD leaves kube-apiserver and etcd running
 		fmt.Fprintf(os.Stderr, "start control plane: %v\n", err)
 		return 1
 	}

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -52,6 +53,9 @@ type row struct{ name, value, target string }
 func main() {
 	managerBin := flag.String("manager", "bin/manager", "manager binary")
 	quick := flag.Bool("quick", false, "smaller runs (for a smoke test)")
+	flag.IntVar(&sizes.dispatch, "dispatch", 10_000, "recipients of the dispatch run")
+	flag.IntVar(&sizes.slots, "slots", 1_000, "recipients of the slot-utilisation run")
+	flag.IntVar(&sizes.big, "big", 100_000, "recipients of the large run")
 	flag.Parse()
 	if err := run(*managerBin, *quick); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -59,8 +63,10 @@ func main() {
 	}
 }
 
+var sizes struct{ dispatch, slots, big int }
+
 func run(managerBin string, quick bool) error {
-	dispatchN, slotN, bigN := 10_000, 1_000, 100_000
+	dispatchN, slotN, bigN := sizes.dispatch, sizes.slots, sizes.big
 	if quick {
 		dispatchN, slotN, bigN = 500, 100, 2_000
 	}
@@ -71,9 +77,17 @@ func run(managerBin string, quick bool) error {
 	env := &envtest.Environment{CRDDirectoryPaths: []string{"config/crd/bases"}, ErrorIfCRDPathMissing: true}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = env.Stop()
 		return fmt.Errorf("start control plane: %w", err)
 	}
 	defer func() { _ = env.Stop() }()
+	go func() { // Ctrl-C: leave no kube-apiserver or etcd behind
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		<-sig
+		_ = env.Stop()
+		os.Exit(130)
+	}()
 	user, err := env.AddUser(envtest.User{Name: "bench", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		return err
@@ -97,8 +111,10 @@ func run(managerBin string, quick bool) error {
 	}
 
 	var table []row
-	rawRate := rawCreateRate(cfg, scheme)
-	table = append(table, row{"apiserver raw create rate (32 clients)", fmt.Sprintf("%.0f objects/s", rawRate), "ceiling"})
+	rawRate := rawCreateRate(cfg, scheme, false)
+	table = append(table, row{"apiserver raw create rate, ConfigMaps (32 clients)", fmt.Sprintf("%.0f objects/s", rawRate), "ceiling"})
+	crdRate := rawCreateRate(cfg, scheme, true)
+	table = append(table, row{"apiserver raw create rate, OutboundCalls (32 clients)", fmt.Sprintf("%.0f objects/s", crdRate), "ceiling for CRD writes"})
 
 	// Instant calls: dispatch is all that is measured.
 	sim, simAddr, stopSim, err := startSimulator(time.Millisecond, time.Millisecond)
@@ -204,9 +220,11 @@ func jsonSize(v any) int {
 	return len(b)
 }
 
-// rawCreateRate measures how fast this apiserver takes ConfigMap creates
-// from 32 clients for 5 seconds: the ceiling any operator works under here.
-func rawCreateRate(cfg *rest.Config, scheme *runtime.Scheme) float64 {
+// rawCreateRate measures how fast this apiserver takes creates from 32
+// clients for 5 seconds: ConfigMaps, or OutboundCalls (CRD objects with CEL
+// validation, which cost the apiserver more). It is the ceiling any
+// operator works under here. The objects are deleted afterwards.
+func rawCreateRate(cfg *rest.Config, scheme *runtime.Scheme, crd bool) float64 {
 	c := rest.CopyConfig(cfg)
 	c.QPS, c.Burst = 10000, 10000
 	k8s, _ := client.New(c, client.Options{Scheme: scheme})
@@ -220,14 +238,23 @@ func rawCreateRate(cfg *rest.Config, scheme *runtime.Scheme) float64 {
 		go func(w int) {
 			defer wg.Done()
 			for i := 0; time.Now().Before(deadline); i++ {
-				cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "raw", Name: fmt.Sprintf("raw-%d-%d", w, i)}}
-				if k8s.Create(ctx, cm) == nil {
+				meta := metav1.ObjectMeta{Namespace: "raw", Name: fmt.Sprintf("raw-%d-%d", w, i)}
+				var obj client.Object = &corev1.ConfigMap{ObjectMeta: meta}
+				if crd {
+					obj = &millisv1alpha1.OutboundCall{ObjectMeta: meta, Spec: millisv1alpha1.OutboundCallSpec{
+						AgentID: agentID, FromPhone: from, ToPhone: "+15550100010",
+						Metadata: &apiextensionsv1.JSON{Raw: []byte(`{"userName":"friend"}`)}}}
+				}
+				if k8s.Create(ctx, obj) == nil {
 					n.Add(1)
 				}
 			}
 		}(w)
 	}
 	wg.Wait()
+	if crd {
+		_ = k8s.DeleteAllOf(ctx, &millisv1alpha1.OutboundCall{}, client.InNamespace("raw"))
+	}
 	return float64(n.Load()) / 5
 }
 
@@ -269,7 +296,7 @@ func startManager(bin, kubeconfig, dir string) (*manager, error) {
 	}
 	m.cmd = exec.Command(bin, "--metrics-bind-address", m.metricsAddr, "--health-probe-bind-address", "127.0.0.1:0",
 		"--millis-webhook-bind-address", m.webhookAddr, "--call-poll-interval", "5s", "--retry-interval", "1s",
-		"--max-concurrent-reconciles", "16", "--kube-api-qps", "2000", "--kube-api-burst", "4000")
+		"--max-concurrent-reconciles", "16", "--pprof-bind-address", os.Getenv("BENCH_PPROF"), "--kube-api-qps", "2000", "--kube-api-burst", "4000")
 	m.cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	m.cmd.Stdout, m.cmd.Stderr = logf, logf
 	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -386,7 +413,7 @@ func runCampaign(k8s client.Client, ns, name string, n, sources, concurrency int
 		var b strings.Builder
 		b.WriteString("phone,userName\n")
 		for i := s * per; i < min(n, (s+1)*per); i++ {
-			fmt.Fprintf(&b, "+1666%07d,user%d\n", i, i)
+			fmt.Fprintf(&b, "+1666%05d10,user%d\n", i, i) // ends in 10: the simulator answers, talks and hangs up
 		}
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-list-%d", name, s), Namespace: ns},
 			Data: map[string]string{"list.csv": b.String()}}

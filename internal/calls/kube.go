@@ -73,8 +73,20 @@ func ReadMetadataSource(ctx context.Context, reader client.Reader, namespace str
 	return out, nil
 }
 
+// Quiet reports whether routine (Normal) events are left out for a call:
+// a campaign's children report through the campaign's status and results
+// export instead, since two events per call would double the API writes of
+// a 100,000-call campaign. Warnings are always emitted.
+func Quiet(call *millisv1alpha1.OutboundCall) bool {
+	_, ok := call.Labels[millisv1alpha1.LabelCampaign]
+	return ok
+}
+
 // RecordFinished emits the event for a call that just finished.
 func RecordFinished(rec events.EventRecorder, call *millisv1alpha1.OutboundCall) {
+	if Quiet(call) && call.Status.Phase == millisv1alpha1.CallSucceeded {
+		return
+	}
 	if call.Status.Phase == millisv1alpha1.CallSucceeded {
 		var d int64
 		if call.Status.DurationSeconds != nil {
