@@ -191,7 +191,11 @@ while :; do
   kubectl get millisaccounts,agents -n "${NAMESPACE}" || true
   echo
   kubectl get outboundcalls -n "${NAMESPACE}" || true
-  if ((total > 0 && finished == total)); then
+  echo
+  kubectl get callcampaigns -n "${NAMESPACE}" || true
+  campaign_done=$(kubectl get callcampaign demo-campaign -n "${NAMESPACE}" \
+    -o jsonpath='{.status.conditions[?(@.type=="Complete")].status}' 2>/dev/null || true)
+  if ((total > 0 && finished == total)) && [[ "${campaign_done}" == "True" ]]; then
     break
   fi
   if ((SECONDS >= deadline)); then
@@ -205,6 +209,11 @@ echo "=== every call has finished ==="
 kubectl get millisaccounts,agents -n "${NAMESPACE}" -o wide
 echo
 kubectl get outboundcalls -n "${NAMESPACE}" -o wide
+echo
+kubectl get callcampaigns -n "${NAMESPACE}" -o wide
+echo
+echo "demo-campaign results (ConfigMap demo-campaign-results-0):"
+kubectl get configmap demo-campaign-results-0 -n "${NAMESPACE}" -o jsonpath='{.data.results\.csv}' || true
 echo
 
 if [[ "${KEEP_RUNNING}" == "1" ]]; then

@@ -317,8 +317,32 @@ func TestSamplesEndToEnd(t *testing.T) {
 		t.Errorf("kubectl wait --for=condition=Complete: %v\n%s", err, out)
 	}
 
+	// The demo campaign completes, each recipient dialed as its policy allows.
+	if out, err := kubectlE("wait", "-n", "sales", "callcampaign/demo-campaign", "--for=condition=Complete", "--timeout="+waitTimeout); err != nil {
+		status, _ := kubectlE("get", "-n", "sales", "callcampaign/demo-campaign", "-o", "yaml")
+		t.Fatalf("demo-campaign did not complete: %v\n%s\n%s", err, out, status)
+	}
+	for to, want := range map[string]int{
+		"+15550100110": 1, // listed twice, called once
+		"+15550100191": 2, // busy, retried once
+		"+15550100192": 2, // no-answer, retried once
+		"+15550100120": 1,
+		"+15550100140": 0, // do-not-call
+	} {
+		if n := simDials(t, to); n != want {
+			t.Errorf("demo-campaign dialed %s %d times, want %d", to, n, want)
+		}
+	}
+	if got := jsonpath(t, "sales", "callcampaign/demo-campaign", ".status.progress"); got != "5/5" {
+		t.Errorf("demo-campaign progress %q, want 5/5 (6 recipients, one a duplicate)", got)
+	}
+	// The contract campaign starts on 2026-12-01: it waits and dials nobody.
+	if start, _ := time.Parse(time.RFC3339, "2026-12-01T09:00:00Z"); time.Now().Before(start) && simDials(t, "+15550100030") != 0 {
+		t.Errorf("renewal-nov dialed before its start time")
+	}
+
 	// Every other sample call finishes too, each dialed once.
-	names := strings.Fields(kubectl(t, "get", "outboundcalls", "-n", "sales", "-o", "jsonpath={.items[*].metadata.name}"))
+	names := strings.Fields(kubectl(t, "get", "outboundcalls", "-n", "sales", "-l", "!"+"millis.callops.dev/campaign", "-o", "jsonpath={.items[*].metadata.name}"))
 	for _, name := range names {
 		if err := waitFor(90*time.Second, func() bool {
 			p := jsonpath(t, "sales", "outboundcall/"+name, ".status.phase")
