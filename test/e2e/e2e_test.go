@@ -333,8 +333,8 @@ func TestSamplesEndToEnd(t *testing.T) {
 			t.Errorf("demo-campaign dialed %s %d times, want %d", to, n, want)
 		}
 	}
-	if got := jsonpath(t, "sales", "callcampaign/demo-campaign", ".status.progress"); got != "5/5" {
-		t.Errorf("demo-campaign progress %q, want 5/5 (6 recipients, one a duplicate)", got)
+	if got := jsonpath(t, "sales", "callcampaign/demo-campaign", ".status.progress"); got != "6/6" {
+		t.Errorf("demo-campaign progress %q, want 6/6 (7 rows, one a duplicate)", got)
 	}
 	// The contract campaign starts on 2026-12-01: it waits and dials nobody.
 	if start, _ := time.Parse(time.RFC3339, "2026-12-01T09:00:00Z"); time.Now().Before(start) && simDials(t, "+15550100030") != 0 {
@@ -540,5 +540,89 @@ func applyStdin(t *testing.T, yaml string) {
 	cmd.Stdin = strings.NewReader(yaml)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+}
+
+// TestCampaignSurvivesManagerKills kills the manager (SIGKILL) several times
+// during a 1,000-recipient campaign. Every recipient must be dialed exactly
+// as often as the retry policy allows, and none lost.
+func TestCampaignSurvivesManagerKills(t *testing.T) {
+	const n = 1000
+	ns := "kills"
+	kubectl(t, "create", "namespace", ns)
+	var csv strings.Builder
+	csv.WriteString("phone,userName\n")
+	for i := 0; i < n; i++ {
+		suffix := "10" // answered: one dial
+		if i%10 == 0 {
+			suffix = "91" // busy: retried once, so two dials
+		}
+		fmt.Fprintf(&csv, "+1777%05d%s,user%d\n", i, suffix, i)
+	}
+	cm, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]string{"name": "list", "namespace": ns}, "data": map[string]string{"list.csv": csv.String()}})
+	applyStdin(t, string(cm))
+	applyStdin(t, fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata: {name: millis-credentials, namespace: %[1]s}
+stringData: {apiKey: %[2]s, webhookToken: %[3]s}
+---
+apiVersion: millis.callops.dev/v1alpha1
+kind: MillisAccount
+metadata: {name: default, namespace: %[1]s}
+spec:
+  baseURL: http://%[4]s
+  apiKeySecretRef: {name: millis-credentials, key: apiKey}
+  webhook:
+    url: http://%[5]s
+    tokenSecretRef: {name: millis-credentials, key: webhookToken}
+  dialRecovery: {callLogVisibilityDelay: 2s}
+---
+apiVersion: millis.callops.dev/v1alpha1
+kind: CallCampaign
+metadata: {name: survivor, namespace: %[1]s}
+spec:
+  agentID: "-OKdqbqetEcM4ak369ym"
+  fromPhone: "+15550100001"
+  recipientsFrom: [{configMapKeyRef: {name: list, key: list.csv}}]
+  schedule: {callingWindows: [{start: "00:00", end: "24:00"}]}
+  maxConcurrency: 50
+  retry: {maxAttempts: 2, backoff: 1s, retryOn: [busy]}
+  childHistoryLimit: 50
+`, ns, sampleAPIKey, sampleWebhook, simAddr, hookAddr))
+
+	for kill := 0; kill < 4; kill++ {
+		mgr := startManager(t)
+		time.Sleep(time.Duration(3+kill*2) * time.Second)
+		_ = syscall.Kill(-mgr.cmd.Process.Pid, syscall.SIGKILL)
+		<-mgr.done
+	}
+	mgr := startManager(t)
+	defer mgr.stop()
+	if out, err := kubectlE("wait", "-n", ns, "callcampaign/survivor", "--for=condition=Complete", "--timeout=600s"); err != nil {
+		status, _ := kubectlE("get", "-n", ns, "callcampaign/survivor", "-o", "yaml")
+		t.Fatalf("campaign did not complete: %v\n%s\n%s", err, out, status)
+	}
+	if got := jsonpath(t, ns, "callcampaign/survivor", ".status.succeeded"); got != "900" {
+		t.Errorf("succeeded = %s, want 900", got)
+	}
+	if got := jsonpath(t, ns, "callcampaign/survivor", ".status.failed"); got != "100" {
+		t.Errorf("failed = %s, want 100 (busy twice)", got)
+	}
+	wrong := 0
+	for i := 0; i < n; i++ {
+		suffix, want := "10", 1
+		if i%10 == 0 {
+			suffix, want = "91", 2
+		}
+		if got := simDials(t, fmt.Sprintf("+1777%05d%s", i, suffix)); got != want {
+			wrong++
+			if wrong <= 5 {
+				t.Errorf("recipient %d dialed %d times, want %d", i, got, want)
+			}
+		}
+	}
+	if wrong > 0 {
+		t.Errorf("%d of %d recipients dialed a wrong number of times", wrong, n)
 	}
 }
