@@ -195,6 +195,7 @@ func (r *CallCampaignReconciler) run(ctx context.Context, c *millisv1alpha1.Call
 	if len(plan.Dials) > 0 && c.Status.StartTime == nil {
 		t := metav1.NewTime(now)
 		c.Status.StartTime = &t
+		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "Started", "Run", "started dialing %d recipients", len(recipients))
 	}
 
 	rows := resultRows(recipients, problems, invalid, plan, states, children, mem.rows)
@@ -468,7 +469,10 @@ func (r *CallCampaignReconciler) agentVariables(ctx context.Context, c *millisv1
 
 func (r *CallCampaignReconciler) children(ctx context.Context, c *millisv1alpha1.CallCampaign) ([]millisv1alpha1.OutboundCall, error) {
 	var list millisv1alpha1.OutboundCallList
-	if err := r.List(ctx, &list, client.InNamespace(c.Namespace), client.MatchingLabels{millisv1alpha1.LabelCampaign: c.Name}); err != nil {
+	// Read-only: skipping the cache's deep copy matters with thousands of
+	// children and a reconcile per finished call.
+	if err := r.List(ctx, &list, client.InNamespace(c.Namespace), client.MatchingLabels{millisv1alpha1.LabelCampaign: c.Name},
+		client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list campaign calls: %w", err)
 	}
 	out := list.Items[:0]

@@ -9,6 +9,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -128,6 +129,19 @@ func TestCampaignCallsEveryoneOnceAndRetries(t *testing.T) {
 	g.Expect(bad.Reason).To(ContainSubstring("E.164"), "the bad row is reported with its source and line")
 	g.Expect(rows["configmap/list/recipients.csv#6"].Reason).To(ContainSubstring("Mars/Olympus"))
 	g.Expect(rows["configmap/list/recipients.csv#5"].Reason).To(ContainSubstring("duplicate"))
+
+	// The campaign reports its start and end as events.
+	g.Eventually(func(g Gomega) []string {
+		var evs eventsv1.EventList
+		g.Expect(k8s.List(ctx, &evs, client.InNamespace(ns))).To(Succeed())
+		var reasons []string
+		for _, e := range evs.Items {
+			if e.Regarding.Name == "renewal" {
+				reasons = append(reasons, e.Reason)
+			}
+		}
+		return reasons
+	}, timeout).Should(ContainElements("Started", millisv1alpha1.ReasonAllFinished))
 
 	// Children carry the campaign label and an owner reference.
 	var calls millisv1alpha1.OutboundCallList

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -232,6 +233,9 @@ func (r *CallCampaignReconciler) report(c *millisv1alpha1.CallCampaign, plan dis
 		if st.CompletionTime == nil {
 			t := metav1.NewTime(now)
 			st.CompletionTime = &t
+			r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, reason, "Complete",
+				"%s: %d succeeded, %d failed, %d skipped, %d expired, %d invalid, %d dials",
+				msg, n.Succeeded, n.Failed, n.Skipped, n.Expired, st.Invalid, st.Dials)
 		}
 		r.condition(c, millisv1alpha1.ConditionComplete, metav1.ConditionTrue, reason, msg)
 		r.condition(c, millisv1alpha1.ConditionRunning, metav1.ConditionFalse, reason, msg)
@@ -252,8 +256,21 @@ func (r *CallCampaignReconciler) report(c *millisv1alpha1.CallCampaign, plan dis
 	}
 }
 
+// condition sets a condition; a campaign that starts waiting on something
+// outside it (a ConfigMap, an Agent, a bad spec) also gets a Warning event.
 func (r *CallCampaignReconciler) condition(c *millisv1alpha1.CallCampaign, typ string, status metav1.ConditionStatus, reason, msg string) {
+	prev := meta.FindStatusCondition(c.Status.Conditions, typ)
+	changed := prev == nil || prev.Reason != reason || prev.Status != status
 	setCondition(&c.Status.Conditions, c.Generation, typ, status, reason, msg)
+	if changed && waitingReasons[reason] {
+		r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, reason, "Run", msg)
+	}
+}
+
+var waitingReasons = map[string]bool{
+	millisv1alpha1.ReasonSourceNotFound: true, millisv1alpha1.ReasonAgentNotReady: true,
+	millisv1alpha1.ReasonInvalidSpec: true, millisv1alpha1.ReasonAccountNotReady: true,
+	millisv1alpha1.ReasonAgentNotFound: true,
 }
 
 func countInvalidProblems(problems []campaign.Problem) int {
