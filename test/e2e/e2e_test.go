@@ -392,23 +392,7 @@ func assertNoSecretsInLog(t *testing.T, log string, callNames []string) {
 // restarts it, and checks that every call ends with exactly one dial.
 func TestCrashRecovery(t *testing.T) {
 	kubectl(t, "create", "namespace", "crash")
-	applyStdin(t, fmt.Sprintf(`apiVersion: v1
-kind: Secret
-metadata: {name: millis-credentials, namespace: crash}
-stringData: {apiKey: %s, webhookToken: %s}
----
-apiVersion: millis.callops.dev/v1alpha1
-kind: MillisAccount
-metadata: {name: default, namespace: crash}
-spec:
-  baseURL: http://%s
-  apiKeySecretRef: {name: millis-credentials, key: apiKey}
-  webhook:
-    url: http://%s
-    tokenSecretRef: {name: millis-credentials, key: webhookToken}
-  dialRecovery:
-    callLogVisibilityDelay: 2s
-`, sampleAPIKey, sampleWebhook, simAddr, hookAddr))
+	applyAccount(t, "crash")
 
 	cases := []struct {
 		name, to, crashpoint, faults string
@@ -489,30 +473,16 @@ func TestAgentCreateCrash(t *testing.T) {
 			kubectl(t, "create", "namespace", ns)
 			name := "Crash agent " + point
 			mgr := startManager(t, "MILLIS_OPERATOR_CRASHPOINTS="+point)
-			applyStdin(t, fmt.Sprintf(`apiVersion: v1
-kind: Secret
-metadata: {name: millis-credentials, namespace: %[1]s}
-stringData: {apiKey: %[2]s, webhookToken: %[3]s}
----
-apiVersion: millis.callops.dev/v1alpha1
-kind: MillisAccount
-metadata: {name: default, namespace: %[1]s}
-spec:
-  baseURL: http://%[4]s
-  apiKeySecretRef: {name: millis-credentials, key: apiKey}
-  webhook:
-    url: http://%[5]s
-    tokenSecretRef: {name: millis-credentials, key: webhookToken}
----
-apiVersion: millis.callops.dev/v1alpha1
+			applyAccount(t, ns)
+			applyStdin(t, fmt.Sprintf(`apiVersion: millis.callops.dev/v1alpha1
 kind: Agent
 metadata: {name: crashy, namespace: %[1]s}
 spec:
-  displayName: %[6]q
+  displayName: %[2]q
   config:
     prompt: "You help {userName}."
     voice: {provider: elevenlabs, voiceID: "21m00Tcm4TlvDq8ikWAM"}
-`, ns, sampleAPIKey, sampleWebhook, simAddr, hookAddr, name))
+`, ns, name))
 			code, err := mgr.exitCode(30 * time.Second)
 			if err != nil || code != 97 {
 				mgr.stop()
@@ -532,6 +502,29 @@ spec:
 			}
 		})
 	}
+}
+
+// applyAccount creates the credentials and a Ready-able MillisAccount
+// "default" in namespace ns, pointing at this test's simulator and receiver.
+func applyAccount(t *testing.T, ns string) {
+	t.Helper()
+	applyStdin(t, fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata: {name: millis-credentials, namespace: %[1]s}
+stringData: {apiKey: %[2]s, webhookToken: %[3]s}
+---
+apiVersion: millis.callops.dev/v1alpha1
+kind: MillisAccount
+metadata: {name: default, namespace: %[1]s}
+spec:
+  baseURL: http://%[4]s
+  apiKeySecretRef: {name: millis-credentials, key: apiKey}
+  webhook:
+    url: http://%[5]s
+    tokenSecretRef: {name: millis-credentials, key: webhookToken}
+  dialRecovery:
+    callLogVisibilityDelay: 2s
+`, ns, sampleAPIKey, sampleWebhook, simAddr, hookAddr))
 }
 
 func applyStdin(t *testing.T, yaml string) {
@@ -562,23 +555,8 @@ func TestCampaignSurvivesManagerKills(t *testing.T) {
 	cm, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "ConfigMap",
 		"metadata": map[string]string{"name": "list", "namespace": ns}, "data": map[string]string{"list.csv": csv.String()}})
 	applyStdin(t, string(cm))
-	applyStdin(t, fmt.Sprintf(`apiVersion: v1
-kind: Secret
-metadata: {name: millis-credentials, namespace: %[1]s}
-stringData: {apiKey: %[2]s, webhookToken: %[3]s}
----
-apiVersion: millis.callops.dev/v1alpha1
-kind: MillisAccount
-metadata: {name: default, namespace: %[1]s}
-spec:
-  baseURL: http://%[4]s
-  apiKeySecretRef: {name: millis-credentials, key: apiKey}
-  webhook:
-    url: http://%[5]s
-    tokenSecretRef: {name: millis-credentials, key: webhookToken}
-  dialRecovery: {callLogVisibilityDelay: 2s}
----
-apiVersion: millis.callops.dev/v1alpha1
+	applyAccount(t, ns)
+	applyStdin(t, fmt.Sprintf(`apiVersion: millis.callops.dev/v1alpha1
 kind: CallCampaign
 metadata: {name: survivor, namespace: %[1]s}
 spec:
@@ -589,7 +567,7 @@ spec:
   maxConcurrency: 50
   retry: {maxAttempts: 2, backoff: 1s, retryOn: [busy]}
   childHistoryLimit: 50
-`, ns, sampleAPIKey, sampleWebhook, simAddr, hookAddr))
+`, ns))
 
 	for kill := 0; kill < 4; kill++ {
 		mgr := startManager(t)
