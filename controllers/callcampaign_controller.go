@@ -198,8 +198,9 @@ func (r *CallCampaignReconciler) run(ctx context.Context, c *millisv1alpha1.Call
 		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "Started", "Run", "started dialing %d recipients", len(recipients))
 	}
 
-	rows := resultRows(recipients, problems, invalid, plan, states, children, mem.rows)
-	flushed, err := r.flushResults(ctx, c, mem, rows, plan.Done, now)
+	flushed, err := r.flushResults(ctx, c, mem, func() []dispatch.Row {
+		return resultRows(recipients, problems, invalid, plan, states, children, mem.rows)
+	}, plan.Done, now)
 	if err != nil {
 		return ctrl.Result{}, err
 	}

@@ -96,12 +96,13 @@ func (r *CallCampaignReconciler) loadResults(ctx context.Context, c *millisv1alp
 
 // flushResults writes the export when it changed and is due. It reports
 // whether the export on the server now matches rows.
-func (r *CallCampaignReconciler) flushResults(ctx context.Context, c *millisv1alpha1.CallCampaign, mem *campaignMemory, rows []dispatch.Row, done bool, now time.Time) (bool, error) {
+func (r *CallCampaignReconciler) flushResults(ctx context.Context, c *millisv1alpha1.CallCampaign, mem *campaignMemory, buildRows func() []dispatch.Row, done bool, now time.Time) (bool, error) {
 	if !done && now.Sub(mem.flushedAt) < resultsFlushInterval {
 		mem.flushDue = true
 		return false, nil
 	}
 	mem.flushDue = false
+	rows := buildRows() // O(recipients): only when a flush is due
 	chunks := dispatch.EncodeChunks(rows)
 	names := make([]string, len(chunks))
 	for i, data := range chunks {
