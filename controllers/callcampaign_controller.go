@@ -47,6 +47,8 @@ const (
 	rateWindow     = time.Minute
 	problemsInView = 20
 	statusInterval = time.Second
+	// bucketSeconds groups children by creation time for pruning.
+	bucketSeconds = 10
 )
 
 // Indexes for campaigns.
@@ -105,7 +107,7 @@ type agentVarsCache struct {
 
 // +kubebuilder:rbac:groups=millis.callops.dev,resources=callcampaigns,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=millis.callops.dev,resources=callcampaigns/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=millis.callops.dev,resources=outboundcalls,verbs=create;delete
+// +kubebuilder:rbac:groups=millis.callops.dev,resources=outboundcalls,verbs=create;delete;deletecollection
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch
 
 func (r *CallCampaignReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -563,9 +565,12 @@ func (r *CallCampaignReconciler) dial(ctx context.Context, c *millisv1alpha1.Cal
 	raw, _ := json.Marshal(meta)
 	call := &millisv1alpha1.OutboundCall{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        ChildName(c.Name, rec.Phone, attempt),
-			Namespace:   c.Namespace,
-			Labels:      map[string]string{millisv1alpha1.LabelCampaign: c.Name},
+			Name:      ChildName(c.Name, rec.Phone, attempt),
+			Namespace: c.Namespace,
+			Labels: map[string]string{
+				millisv1alpha1.LabelCampaign: c.Name,
+				millisv1alpha1.LabelBucket:   strconv.FormatInt(now.Unix()/bucketSeconds, 10),
+			},
 			Annotations: map[string]string{millisv1alpha1.AnnotationAttempt: strconv.Itoa(attempt)},
 		},
 		Spec: millisv1alpha1.OutboundCallSpec{

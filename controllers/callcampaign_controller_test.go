@@ -338,3 +338,43 @@ func TestCampaignAdmission(t *testing.T) {
 		g.Expect(cond.Message).To(ContainSubstring("Mars/Olympus"))
 	}, timeout).Should(Succeed())
 }
+
+func TestCampaignPrunesChildrenAndKeepsResults(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, g)
+	createAccount(t, g, ns)
+	phones := []string{uniquePhone("10"), uniquePhone("10"), uniquePhone("91")}
+	c := newCampaign(ns, "pruned", phones...)
+	c.Spec.ChildHistoryLimit = int32p(0)
+	g.Expect(k8s.Create(ctx, c)).To(Succeed())
+	waitCampaignComplete(g, c)
+	listChildren := func(g Gomega) []millisv1alpha1.OutboundCall {
+		var calls millisv1alpha1.OutboundCallList
+		g.Expect(k8s.List(ctx, &calls, client.InNamespace(ns), client.MatchingLabels{millisv1alpha1.LabelCampaign: "pruned"})).To(Succeed())
+		return calls.Items
+	}
+	g.Expect(listChildren(g)).To(HaveLen(3), "young children are kept: they may still count against the rate window")
+
+	// Three minutes later the children's bucket is old enough to prune.
+	defer campaignClock.jumpTo(time.Now())
+	campaignClock.jumpTo(time.Now().Add(3 * time.Minute))
+	g.Eventually(func(g Gomega) []millisv1alpha1.OutboundCall {
+		got := getCampaign(g, c)
+		got.Annotations = map[string]string{"poke": time.Now().String()}
+		g.Expect(k8s.Update(ctx, got)).To(Succeed())
+		return listChildren(g)
+	}, timeout, time.Second).Should(BeEmpty())
+
+	// The outcomes outlive the children, and nobody is called again.
+	got := getCampaign(g, c)
+	g.Expect(got.Status.Succeeded).To(BeEquivalentTo(2))
+	g.Expect(got.Status.Failed).To(BeEquivalentTo(1))
+	g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, millisv1alpha1.ConditionComplete)).To(BeTrue())
+	rows := results(g, c)
+	g.Expect(rows[phones[0]].SessionID).NotTo(BeEmpty())
+	g.Expect(rows[phones[2]].CallStatus).To(Equal("busy"))
+	g.Consistently(func() []int {
+		return []int{sim.DialCount(phones[0]), sim.DialCount(phones[1]), sim.DialCount(phones[2])}
+	}, 2*time.Second).Should(Equal([]int{1, 1, 1}))
+}

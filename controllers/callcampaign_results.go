@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -159,33 +160,65 @@ func (r *CallCampaignReconciler) writeResults(ctx context.Context, c *millisv1al
 func (r *CallCampaignReconciler) resultsDirty(mem *campaignMemory) bool { return mem.flushDue }
 
 // prune deletes finished children beyond the history limit, oldest first,
-// once their result is in the export and they no longer count against the
-// rate window.
+// once their results are in the export. Children are created with a bucket
+// label (their creation time in 10-second steps) and pruned a whole bucket
+// at a time with one delete-collection request, so pruning costs the API
+// server about one write request per bucket instead of one per call. A
+// bucket is only pruned once all of it has finished, has been exported,
+// and is older than the rate window (so the cache surely shows every child
+// created in it, and none of them still counts against callsPerMinute).
 func (r *CallCampaignReconciler) prune(ctx context.Context, c *millisv1alpha1.CallCampaign, mem *campaignMemory, children []millisv1alpha1.OutboundCall, now time.Time) error {
 	limit := defaultHistoryLimit
 	if c.Spec.ChildHistoryLimit != nil {
 		limit = int(*c.Spec.ChildHistoryLimit)
 	}
-	var finished []*millisv1alpha1.OutboundCall
+	type bucket struct {
+		key      string
+		children []*millisv1alpha1.OutboundCall
+		blocked  bool
+	}
+	buckets := map[string]*bucket{}
+	finished := 0
 	for i := range children {
 		ch := &children[i]
-		if ch.Status.Phase.IsFinished() && ch.DeletionTimestamp.IsZero() {
-			finished = append(finished, ch)
+		key := ch.Labels[millisv1alpha1.LabelBucket]
+		b := buckets[key]
+		if b == nil {
+			b = &bucket{key: key}
+			buckets[key] = b
+		}
+		b.children = append(b.children, ch)
+		row, exported := mem.rows[string(ch.Spec.ToPhone)]
+		switch {
+		case !ch.Status.Phase.IsFinished() || !ch.DeletionTimestamp.IsZero():
+			b.blocked = true
+		case !exported || row.Attempts < attemptOf(ch):
+			b.blocked = true
+			finished++
+		default:
+			finished++
 		}
 	}
-	if len(finished) <= limit {
-		return nil
+	keys := make([]string, 0, len(buckets))
+	for k, b := range buckets {
+		start, err := strconv.ParseInt(k, 10, 64)
+		if k == "" || err != nil || b.blocked || now.Sub(time.Unix(start*bucketSeconds, 0)) < rateWindow+bucketSeconds*time.Second {
+			continue
+		}
+		keys = append(keys, k)
 	}
-	sort.Slice(finished, func(i, j int) bool { return endOf(finished[i]).Before(endOf(finished[j])) })
-	for _, ch := range finished[:len(finished)-limit] {
-		row, ok := mem.rows[string(ch.Spec.ToPhone)]
-		young := c.Spec.CallsPerMinute > 0 && now.Sub(ch.CreationTimestamp.Time) < rateWindow
-		if !ok || row.Attempts < attemptOf(ch) || young {
-			continue // not exported yet, or still counts against callsPerMinute
+	sort.Slice(keys, func(i, j int) bool {
+		return len(keys[i]) < len(keys[j]) || (len(keys[i]) == len(keys[j]) && keys[i] < keys[j])
+	})
+	for _, k := range keys {
+		if finished-len(buckets[k].children) < limit {
+			break
 		}
-		if err := r.Delete(ctx, ch, client.Preconditions{UID: &ch.UID}); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("prune %s: %w", ch.Name, err)
+		if err := r.DeleteAllOf(ctx, &millisv1alpha1.OutboundCall{}, client.InNamespace(c.Namespace),
+			client.MatchingLabels{millisv1alpha1.LabelCampaign: c.Name, millisv1alpha1.LabelBucket: k}); err != nil {
+			return fmt.Errorf("prune bucket %s: %w", k, err)
 		}
+		finished -= len(buckets[k].children)
 	}
 	return nil
 }

@@ -307,6 +307,9 @@ const (
 // Labels on campaign children.
 const (
 	LabelCampaign = "millis.callops.dev/campaign"
+	// LabelBucket groups a campaign's children by creation time (10-second
+	// steps), so that they are pruned a bucket at a time.
+	LabelBucket = "millis.callops.dev/bucket"
 	// AnnotationRecipientPhone is on each child, for results.
 	AnnotationAttempt = "millis.callops.dev/attempt"
 )

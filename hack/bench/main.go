@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,6 +136,9 @@ func run(managerBin string, quick bool) error {
 	}
 
 	// Slot utilisation: 2-second calls, maxConcurrency 50.
+	if slotN == 0 {
+		return nil
+	}
 	sim, simAddr, stopSim, err := startSimulator(time.Millisecond, 2*time.Second)
 	if err != nil {
 		return err
@@ -218,15 +222,25 @@ func benchDispatch(table *[]row, managerBin, kubeconfig, tmp string, k8s client.
 	if err := setup(k8s, ns, simAddr, mgr.webhookAddr); err != nil {
 		return err
 	}
-	before := mgr.writes()
+	before := mgr.writesByKind()
 	elapsed, err := runCampaign(k8s, ns, "dispatch", dispatchN, 1, maxConcy)
 	if err != nil {
 		return err
 	}
-	writes := mgr.writes() - before
+	after := mgr.writesByKind()
+	var writes int64
+	var kinds []string
+	for k, n := range after {
+		if d := n - before[k]; d > 0 {
+			writes += d
+			kinds = append(kinds, fmt.Sprintf("%s %.2f", k, float64(d)/float64(dispatchN)))
+		}
+	}
+	sort.Strings(kinds)
 	*table = append(*table,
 		row{fmt.Sprintf("dispatch: %d recipients, instant calls", dispatchN), fmt.Sprintf("%.1fs, %.0f calls/s", elapsed.Seconds(), float64(dispatchN)/elapsed.Seconds()), "< 60s"},
 		row{"apiserver writes per call (operator)", fmt.Sprintf("%.2f", float64(writes)/float64(dispatchN)), "<= 4"},
+		row{"  by method and status code, per call", strings.Join(kinds, ", "), ""},
 		row{"operator peak RSS (dispatch)", fmt.Sprintf("%.0f MiB", mgr.peakRSSMiB()), "< 200 MiB"},
 	)
 	if n := len(sim.Ledger()); n != dispatchN {
@@ -360,12 +374,22 @@ func (m *manager) peakRSSMiB() float64 { return float64(m.peak.Load()) / 1024 }
 
 // writes sums the manager's mutating requests to the apiserver.
 func (m *manager) writes() int64 {
+	var total int64
+	for _, n := range m.writesByKind() {
+		total += n
+	}
+	return total
+}
+
+// writesByKind counts the manager's mutating requests by "METHOD code",
+// from client-go's rest_client_requests_total.
+func (m *manager) writesByKind() map[string]int64 {
+	out := map[string]int64{}
 	resp, err := http.Get("http://" + m.metricsAddr + "/metrics")
 	if err != nil {
-		return 0
+		return out
 	}
 	defer resp.Body.Close()
-	var total float64
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -373,14 +397,23 @@ func (m *manager) writes() int64 {
 		if !strings.HasPrefix(line, "rest_client_requests_total{") {
 			continue
 		}
-		for _, verb := range []string{`method="POST"`, `method="PUT"`, `method="PATCH"`, `method="DELETE"`} {
-			if strings.Contains(line, verb) {
-				f, _ := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
-				total += f
-			}
+		method, code := label(line, "method"), label(line, "code")
+		if method != "POST" && method != "PUT" && method != "PATCH" && method != "DELETE" {
+			continue
 		}
+		f, _ := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
+		out[method+" "+code] += int64(f)
 	}
-	return int64(total)
+	return out
+}
+
+func label(line, name string) string {
+	i := strings.Index(line, name+`="`)
+	if i < 0 {
+		return ""
+	}
+	rest := line[i+len(name)+2:]
+	return rest[:strings.IndexByte(rest, '"')]
 }
 
 func vmHWM(pid int) int64 {

@@ -138,14 +138,13 @@ func (rc *Receiver) endOfCall(w http.ResponseWriter, r *http.Request) {
 // apply folds the webhook into the call's status, idempotently.
 func (rc *Receiver) apply(ctx context.Context, call *millisv1alpha1.OutboundCall, h *millis.CallHistory) (string, error) {
 	outcome := OutcomeDuplicate
-	first := true
+	// Read afresh first: the cached copy is usually a write or two behind
+	// (the reconciler records the session while the call is still ringing),
+	// and a conflicting update costs the API server more than a read.
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if !first {
-			if err := rc.Reader.Get(ctx, client.ObjectKeyFromObject(call), call); err != nil {
-				return err
-			}
+		if err := rc.Reader.Get(ctx, client.ObjectKeyFromObject(call), call); err != nil {
+			return err
 		}
-		first = false
 		if call.Status.SessionID != "" && call.Status.SessionID != h.SessionID {
 			outcome = OutcomeUnknown // an earlier attempt's session; the recorded one wins
 			return nil
