@@ -129,7 +129,10 @@ func (r *AgentReconciler) create(ctx context.Context, agent *millisv1alpha1.Agen
 	}
 	// Persist the intent first, conflict-checked, as Crossplane does.
 	metav1.SetMetaDataAnnotation(&agent.ObjectMeta, millisv1alpha1.AnnotationCreatePending, r.Clock.Now().UTC().Format(time.RFC3339))
-	if err := r.Update(ctx, agent); err != nil {
+	status := agent.Status
+	err := r.Update(ctx, agent)
+	agent.Status = status // Update returns the stored status; keep what this round computed
+	if err != nil {
 		return requeueOnConflict(err, "record create intent")
 	}
 	crashpoint.Hit(crashpoint.AgentAfterIntent)

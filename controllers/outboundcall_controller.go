@@ -217,7 +217,9 @@ func (r *OutboundCallReconciler) recoverDial(ctx context.Context, call *millisv1
 	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(call), call); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if call.Status.SessionID != "" || call.Status.Phase.IsFinished() {
+	if call.Status.SessionID != "" || call.Status.Phase.IsFinished() || call.Status.Dial == nil {
+		// The cache was behind: the session is recorded, or the intent was
+		// withdrawn (Millis refused the dial). Look again from the top.
 		return ctrl.Result{RequeueAfter: conflictRetry}, nil
 	}
 	res, wait := r.account(ctx, call)
