@@ -129,10 +129,7 @@ func (r *AgentReconciler) create(ctx context.Context, agent *millisv1alpha1.Agen
 	}
 	// Persist the intent first, conflict-checked, as Crossplane does.
 	metav1.SetMetaDataAnnotation(&agent.ObjectMeta, millisv1alpha1.AnnotationCreatePending, r.Clock.Now().UTC().Format(time.RFC3339))
-	status := agent.Status
-	err := r.Update(ctx, agent)
-	agent.Status = status // Update returns the stored status; keep what this round computed
-	if err != nil {
+	if err := r.updateKeepingStatus(ctx, agent); err != nil {
 		return requeueOnConflict(err, "record create intent")
 	}
 	crashpoint.Hit(crashpoint.AgentAfterIntent)
@@ -235,7 +232,7 @@ func (r *AgentReconciler) observe(ctx context.Context, agent *millisv1alpha1.Age
 		} else {
 			r.synced(agent, metav1.ConditionTrue, millisv1alpha1.ReasonReconcileSuccess, "observed; nothing is written under ObserveOnly")
 		}
-		r.observePhones(agent, id)
+		agent.Status.PhoneNumbers = nil // observers bind nothing
 		return ctrl.Result{RequeueAfter: r.driftInterval(agent)}, nil
 	}
 
@@ -354,11 +351,6 @@ func (r *AgentReconciler) unbind(ctx context.Context, res *accounts.Resolved, ph
 	return res.Millis.SetPhoneAgent(ctx, phone, "")
 }
 
-// observePhones reports, without writing, which spec numbers are bound.
-func (r *AgentReconciler) observePhones(agent *millisv1alpha1.Agent, _ string) {
-	agent.Status.PhoneNumbers = nil
-}
-
 // finalize deletes the Millis agent and unbinds its numbers, unless orphaned.
 func (r *AgentReconciler) finalize(ctx context.Context, agent *millisv1alpha1.Agent) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(agent, AgentFinalizer) {
@@ -418,7 +410,7 @@ func (r *AgentReconciler) setAnnotations(ctx context.Context, agent *millisv1alp
 			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(agent), agent); err != nil {
 				return err
 			}
-			agent.Status = status
+			agent.Status = status // the fresh copy's status is older than ours
 		}
 		first = false
 		if agent.Annotations == nil {
@@ -432,11 +424,18 @@ func (r *AgentReconciler) setAnnotations(ctx context.Context, agent *millisv1alp
 		if clearPending {
 			delete(agent.Annotations, millisv1alpha1.AnnotationCreatePending)
 		}
-		status := agent.Status
-		err := r.Update(ctx, agent)
-		agent.Status = status // Update returns the stored status; keep ours to write later
-		return err
+		return r.updateKeepingStatus(ctx, agent)
 	})
+}
+
+// updateKeepingStatus writes the Agent's metadata. Update returns the stored
+// status, which is older than the one this round computed and will write
+// at its end, so that one is kept.
+func (r *AgentReconciler) updateKeepingStatus(ctx context.Context, agent *millisv1alpha1.Agent) error {
+	status := agent.Status
+	err := r.Update(ctx, agent)
+	agent.Status = status
+	return err
 }
 
 // writeFailed records a Millis error: terminal errors wait for a spec

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -413,7 +414,7 @@ func (r *CallCampaignReconciler) missingVariables(ctx context.Context, c *millis
 	}
 	need := make([]string, 0, len(vars))
 	for _, v := range vars {
-		if v == template.VarFromPhone || v == template.VarToPhone || contains(late, v) {
+		if v == template.VarFromPhone || v == template.VarToPhone || slices.Contains(late, v) {
 			continue
 		}
 		if _, ok := shared[v]; ok {
@@ -660,15 +661,6 @@ func resultRows(recipients []campaign.Recipient, problems []campaign.Problem, in
 func attemptOf(ch *millisv1alpha1.OutboundCall) int {
 	n, _ := strconv.Atoi(ch.Annotations[millisv1alpha1.AnnotationAttempt])
 	return n
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // sameState reports whether two statuses differ only in counters and

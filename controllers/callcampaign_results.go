@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -117,7 +118,7 @@ func (r *CallCampaignReconciler) flushResults(ctx context.Context, c *millisv1al
 		mem.results[names[i]] = data
 	}
 	for name := range mem.results {
-		if !contains(names, name) {
+		if !slices.Contains(names, name) {
 			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: c.Namespace}}
 			if err := r.Delete(ctx, cm); client.IgnoreNotFound(err) != nil {
 				return false, fmt.Errorf("delete stale results %s: %w", name, err)
