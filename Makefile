@@ -64,6 +64,12 @@ verify-gen: manifests generate ## Fail if the committed CRDs, RBAC or deepcopy d
 control-plane: ## Build kube-apiserver and etcd for envtest into bin/k8s/ (about 6 min the first time).
 	@hack/control-plane.sh >/dev/null
 
+##@ Argo CD
+
+.PHONY: argocd
+argocd: ## Render config/argocd/argocd-cm.yaml (the argocd-cm patch) from config/argocd/<group>/<Kind>/health.lua.
+	go run ./hack/argocd-cm
+
 ##@ Test
 
 # A plain assignment (unlike VAR=$(...) cmd) fails the recipe when the script fails.
