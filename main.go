@@ -59,6 +59,8 @@ func main() {
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of the pprof endpoint; empty disables it.")
 	flag.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
 	flag.IntVar(&burst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")
+	webhookOpts := webhook.DefaultOptions()
+	webhookOpts.BindFlags(flag.CommandLine)
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -99,7 +101,7 @@ func main() {
 		},
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := setup(ctx, mgr, resolver, clk, webhookAddr, intervals{
+	if err := setup(ctx, mgr, resolver, clk, webhookAddr, webhookOpts, intervals{
 		poll: pollInterval, retry: retryInterval, verify: verifyInterval, drift: driftInterval, createDelay: createDelay,
 	}, workers); err != nil {
 		setupLog.Error(err, "unable to set up the manager")
@@ -116,7 +118,7 @@ func main() {
 type intervals struct{ poll, retry, verify, drift, createDelay time.Duration }
 
 func setup(ctx context.Context, mgr ctrl.Manager, resolver *accounts.Resolver, clk clock.Clock, webhookAddr string,
-	iv intervals, workers int) error {
+	webhookOpts webhook.Options, iv intervals, workers int) error {
 	if err := (&controllers.MillisAccountReconciler{
 		Client:         mgr.GetClient(),
 		Accounts:       resolver,
@@ -166,8 +168,12 @@ func setup(ctx context.Context, mgr ctrl.Manager, resolver *accounts.Resolver, c
 		Recorder: mgr.GetEventRecorder("millis-operator-webhook"),
 		Clock:    clk,
 		Log:      ctrl.Log.WithName("webhook"),
+
+		MaxBodyBytes: webhookOpts.MaxBodyBytes,
+		Observe:      webhook.RecordOutcome,
 	}
-	if err := mgr.Add(&webhook.Server{Addr: webhookAddr, Handler: receiver.Handler()}); err != nil {
+	if err := mgr.Add(&webhook.Server{Addr: webhookAddr, Handler: receiver.Handler(), Options: webhookOpts,
+		Log: ctrl.Log.WithName("webhook")}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -235,12 +234,17 @@ func (rc *Receiver) prefetch(w http.ResponseWriter, r *http.Request) {
 // authenticate checks the account's token. Unknown accounts and wrong
 // tokens get the same 401, so the receiver does not reveal which exist.
 func (rc *Receiver) authenticate(w http.ResponseWriter, r *http.Request, kind string) (*millisv1alpha1.MillisAccount, bool) {
+	header, want := accounts.DefaultWebhookHeader, ""
 	acct, err := rc.Accounts.Get(r.Context(), r.PathValue("namespace"), r.PathValue("account"))
 	if err == nil && acct.Spec.Webhook != nil {
-		header, token, terr := rc.Accounts.WebhookToken(r.Context(), acct)
-		if terr == nil && tokenMatches(r.Header.Get(header), token) {
-			return acct, true
+		if h, token, terr := rc.Accounts.WebhookToken(r.Context(), acct); terr == nil {
+			header, want = h, token
 		}
+	}
+	// Compare on every path, so that an unknown account costs what a wrong
+	// token does; an empty want matches nothing.
+	if tokenMatches(r.Header.Get(header), want) && want != "" {
+		return acct, true
 	}
 	rc.reply(w, kind, http.StatusUnauthorized, OutcomeUnauthorized, "missing or wrong webhook token")
 	return nil, false
@@ -294,36 +298,3 @@ func (rc *Receiver) maxBody() int64 {
 	}
 	return DefaultMaxBodyBytes
 }
-
-// Server wraps the handler with timeouts that keep slow clients from
-// holding connections, for manager.Add.
-type Server struct {
-	Addr    string
-	Handler http.Handler
-}
-
-// Start serves until ctx is done. It implements manager.Runnable.
-func (s *Server) Start(ctx context.Context) error {
-	srv := &http.Server{
-		Addr:              s.Addr,
-		Handler:           s.Handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       90 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("webhook receiver on %s: %w", s.Addr, err)
-	case <-ctx.Done():
-		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return srv.Shutdown(shutdown)
-	}
-}
-
-// NeedLeaderElection is false: every replica receives webhooks.
-func (s *Server) NeedLeaderElection() bool { return false }
