@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -276,4 +277,18 @@ func TestUnknownAccountAnswersLikeWrongToken(t *testing.T) {
 	g.Expect(wrong.Code).To(Equal(http.StatusUnauthorized))
 	g.Expect(wrong.Body.String()).NotTo(ContainSubstring(testToken))
 	g.Expect(do(endOfCallPath(testNamespace, testAccount), testToken).Code).To(Equal(http.StatusOK))
+}
+
+func TestRelayErrorsLeaveOutTheURL(t *testing.T) {
+	g := NewWithT(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	g.Expect(err).NotTo(HaveOccurred())
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: the request fails
+	_, err = http.Get("http://" + addr + "/hook?from=%2B15550100001&to=%2B15550200000&key=s3cret")
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(err.Error()).To(ContainSubstring("15550100001"), "the raw error would leak")
+	msg := withoutURL(err)
+	g.Expect(msg).To(ContainSubstring("connection refused"))
+	g.Expect(msg).NotTo(Or(ContainSubstring("15550100001"), ContainSubstring("15550200000"), ContainSubstring("s3cret")))
 }

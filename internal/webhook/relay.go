@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -62,7 +63,7 @@ func (rc *Receiver) relayEndOfCall(acct *millisv1alpha1.MillisAccount, agentID s
 		}
 		resp, err := rc.relayClient().Do(req)
 		if err != nil {
-			rc.Log.Info("Relaying an end-of-call webhook failed", "error", err.Error())
+			rc.Log.Info("Relaying an end-of-call webhook failed", "error", withoutURL(err))
 			rc.observe("relay-end-of-call", OutcomeError)
 			return
 		}
@@ -101,7 +102,7 @@ func (rc *Receiver) relayPrefetch(ctx context.Context, acct *millisv1alpha1.Mill
 	}
 	resp, err := rc.relayClient().Do(req)
 	if err != nil {
-		rc.Log.Info("Relaying a prefetch webhook failed", "error", err.Error())
+		rc.Log.Info("Relaying a prefetch webhook failed", "error", withoutURL(err))
 		return
 	}
 	defer resp.Body.Close()
@@ -135,4 +136,15 @@ func (rc *Receiver) relayClient() *http.Client {
 		return rc.RelayClient
 	}
 	return &http.Client{Timeout: relayTimeout}
+}
+
+// withoutURL is a client error without its URL: a relayed prefetch's query
+// carries the caller's phone numbers, and a user's hook URL may carry a
+// secret.
+func withoutURL(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Op + ": " + ue.Err.Error()
+	}
+	return err.Error()
 }
