@@ -74,7 +74,7 @@ argocd: ## Render config/argocd/argocd-cm.yaml (the argocd-cm patch) from config
 
 # A plain assignment (unlike VAR=$(...) cmd) fails the recipe when the script fails.
 .PHONY: test
-test: verify-gen vet control-plane ## Run every test (unit, envtest integration, e2e) against the local control plane.
+test: verify-gen vet control-plane helm kustomize ## Run every test (unit, envtest integration, e2e) against the local control plane.
 	@start=$$(date +%s); trap 'echo "make test: finished in $$(( $$(date +%s) - start ))s"' EXIT; \
 	assets="$$(hack/control-plane.sh)"; \
 	KUBEBUILDER_ASSETS="$$assets" go test ./... -count=1 -timeout 25m
@@ -133,6 +133,18 @@ build-installer: manifests generate kustomize ## Render CRDs, RBAC and the Deplo
 	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
 	$(KUSTOMIZE) build config/default > dist/install.yaml
 
+.PHONY: chart-sync
+chart-sync: manifests ## Copy the CRDs, RBAC rules and admission policy from config/ into the Helm chart.
+	rm -f $(CHART_DIR)/crds/*.yaml
+	mkdir -p $(CHART_DIR)/crds $(CHART_DIR)/files
+	cp config/crd/bases/*.yaml $(CHART_DIR)/crds/
+	cp config/rbac/role.yaml config/rbac/leader_election_role.yaml $(CHART_DIR)/files/
+	cp config/admission/outboundcall-dialed-spec.yaml $(CHART_DIR)/files/
+
+.PHONY: helm-lint
+helm-lint: helm ## Lint the Helm chart.
+	$(HELM) lint --strict $(CHART_DIR)
+
 .PHONY: clean
 clean: ## Remove built binaries, demo state and dist/ (keeps the tools and the control plane in bin/).
 	rm -rf $(LOCALBIN)/manager $(LOCALBIN)/millis-simulator $(LOCALBIN)/local-control-plane \
@@ -173,9 +185,16 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 # kustomize@latest needs a newer Go; kubectl kustomize renders the same output.
 KUSTOMIZE_VERSION ?= v5.8.2
 
+# Built from the Go module proxy by hack/helm.sh, which pins the version.
+HELM_VERSION ?= $(shell sed -n 's/^HELM_VERSION="$${HELM_VERSION:-\(v[0-9.]*\)}"$$/\1/p' hack/helm.sh)
+
 ## Tool binaries
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+
+# The Helm chart; its crds/ and files/ are copies of config/ (make chart-sync).
+CHART_DIR = charts/millis-operator
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN) ## Download controller-gen into bin/ if necessary.
@@ -186,6 +205,10 @@ $(CONTROLLER_GEN): | $(LOCALBIN)
 kustomize: $(KUSTOMIZE) ## Download kustomize into bin/ if necessary.
 $(KUSTOMIZE): | $(LOCALBIN)
 	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
+
+.PHONY: helm
+helm: ## Build the helm CLI from the Go module proxy into bin/ if necessary (about 2 min the first time).
+	@HELM_VERSION=$(HELM_VERSION) hack/helm.sh >/dev/null
 
 # go-install-tool will 'go install' any package with custom target and name of binary, if it doesn't exist
 # $1 - target path with name of binary (ideally with version)
