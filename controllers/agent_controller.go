@@ -65,8 +65,10 @@ func (r *AgentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	if !agent.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, &agent)
 	}
-	if !agent.ObserveOnly() && controllerutil.AddFinalizer(&agent, AgentFinalizer) {
-		return ctrl.Result{}, r.Update(ctx, &agent)
+	if !agent.ObserveOnly() && !controllerutil.ContainsFinalizer(&agent, AgentFinalizer) {
+		return ctrl.Result{}, r.writeMeta(ctx, &agent, func(a *millisv1alpha1.Agent) {
+			controllerutil.AddFinalizer(a, AgentFinalizer)
+		})
 	}
 
 	before := agent.Status.DeepCopy()
@@ -128,8 +130,10 @@ func (r *AgentReconciler) create(ctx context.Context, agent *millisv1alpha1.Agen
 		return r.recoverCreate(ctx, agent, res, pending)
 	}
 	// Persist the intent first, conflict-checked, as Crossplane does.
-	metav1.SetMetaDataAnnotation(&agent.ObjectMeta, millisv1alpha1.AnnotationCreatePending, r.Clock.Now().UTC().Format(time.RFC3339))
-	if err := r.updateKeepingStatus(ctx, agent); err != nil {
+	intent := r.Clock.Now().UTC().Format(time.RFC3339)
+	if err := r.writeMeta(ctx, agent, func(a *millisv1alpha1.Agent) {
+		metav1.SetMetaDataAnnotation(&a.ObjectMeta, millisv1alpha1.AnnotationCreatePending, intent)
+	}); err != nil {
 		return requeueOnConflict(err, "record create intent")
 	}
 	crashpoint.Hit(crashpoint.AgentAfterIntent)
@@ -373,8 +377,9 @@ func (r *AgentReconciler) finalize(ctx context.Context, agent *millisv1alpha1.Ag
 		}
 		r.Recorder.Eventf(agent, nil, corev1.EventTypeNormal, "Deleted", "Delete", "deleted Millis agent %s", id)
 	}
-	controllerutil.RemoveFinalizer(agent, AgentFinalizer)
-	return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, agent))
+	return ctrl.Result{}, client.IgnoreNotFound(r.writeMeta(ctx, agent, func(a *millisv1alpha1.Agent) {
+		controllerutil.RemoveFinalizer(a, AgentFinalizer)
+	}))
 }
 
 // externalIDConflict reports another, older Agent that manages the same
@@ -413,27 +418,37 @@ func (r *AgentReconciler) setAnnotations(ctx context.Context, agent *millisv1alp
 			agent.Status = status // the fresh copy's status is older than ours
 		}
 		first = false
-		if agent.Annotations == nil {
-			agent.Annotations = map[string]string{}
-		}
-		if id != "" {
-			agent.Annotations[millisv1alpha1.AnnotationExternalID] = id
-		} else if !clearPending {
-			delete(agent.Annotations, millisv1alpha1.AnnotationExternalID)
-		}
-		if clearPending {
-			delete(agent.Annotations, millisv1alpha1.AnnotationCreatePending)
-		}
-		return r.updateKeepingStatus(ctx, agent)
+		return r.writeMeta(ctx, agent, func(a *millisv1alpha1.Agent) {
+			if a.Annotations == nil {
+				a.Annotations = map[string]string{}
+			}
+			if id != "" {
+				a.Annotations[millisv1alpha1.AnnotationExternalID] = id
+			} else if !clearPending {
+				delete(a.Annotations, millisv1alpha1.AnnotationExternalID)
+			}
+			if clearPending {
+				delete(a.Annotations, millisv1alpha1.AnnotationCreatePending)
+			}
+		})
 	})
 }
 
-// updateKeepingStatus writes the Agent's metadata. Update returns the stored
-// status, which is older than the one this round computed and will write
-// at its end, so that one is kept.
-func (r *AgentReconciler) updateKeepingStatus(ctx context.Context, agent *millisv1alpha1.Agent) error {
+// writeMeta writes what mutate changes in the Agent's metadata (finalizers,
+// annotations) and nothing else, conflict-checked on resourceVersion.
+//
+// An Update would send the whole object, spec re-encoded through the Go
+// types: a "10m" written in git comes back "10m0s", an explicit empty list
+// or false disappears, generation moves and Argo CD shows the Agent
+// OutOfSync. A merge patch of the metadata leaves spec as it was applied
+// (controllers/gitops_test.go). The patch returns the stored status, which
+// is older than the one this round computed and writes at its end, so that
+// one is kept.
+func (r *AgentReconciler) writeMeta(ctx context.Context, agent *millisv1alpha1.Agent, mutate func(*millisv1alpha1.Agent)) error {
+	before := agent.DeepCopy()
+	mutate(agent)
 	status := agent.Status
-	err := r.Update(ctx, agent)
+	err := r.Patch(ctx, agent, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 	agent.Status = status
 	return err
 }
