@@ -16,8 +16,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -37,6 +39,31 @@ import (
 
 // applier is the field manager Argo CD uses for server-side apply.
 const applier = "argocd-controller"
+
+// Argo CD marks what an Application manages with a tracking annotation (or,
+// in label mode, a label), written into each manifest it applies.
+const (
+	trackingAnnotation = "argocd.argoproj.io/tracking-id"
+	trackingLabel      = "app.kubernetes.io/instance"
+	trackedApp         = "millis-samples"
+)
+
+// track marks u as Argo CD does before applying it.
+func track(u *unstructured.Unstructured) {
+	gvk := u.GroupVersionKind()
+	annotations := u.GetAnnotations()
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	annotations[trackingAnnotation] = fmt.Sprintf("%s:%s/%s:%s/%s", trackedApp, gvk.Group, gvk.Kind, u.GetNamespace(), u.GetName())
+	u.SetAnnotations(annotations)
+	labels := u.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[trackingLabel] = trackedApp
+	u.SetLabels(labels)
+}
 
 // heartbeatFields are the status fields the operator refreshes on a timer
 // (an account's verifyInterval, an agent's driftCheckInterval). A write that
@@ -215,6 +242,9 @@ func TestGitOpsSamples(t *testing.T) {
 	g := NewWithT(t)
 	ns := "gitops-" + utilrand.String(5)
 	desired := readSamples(t, g, ns)
+	for _, d := range desired {
+		track(d)
+	}
 
 	first := map[string]*unstructured.Unstructured{}
 	for _, d := range desired {
@@ -235,6 +265,12 @@ func TestGitOpsSamples(t *testing.T) {
 				encoded[k] = base64.StdEncoding.EncodeToString([]byte(v.(string)))
 			}
 			want["data"] = encoded
+		}
+		for k, v := range d.GetLabels() {
+			g.Expect(stored.GetLabels()).To(HaveKeyWithValue(k, v), "%s: label", objKey(d))
+		}
+		for k, v := range d.GetAnnotations() {
+			g.Expect(stored.GetAnnotations()).To(HaveKeyWithValue(k, v), "%s: annotation", objKey(d))
 		}
 		if isMillis(d) {
 			g.Expect(cmp.Diff(want, got)).To(BeEmpty(), "%s: the stored object differs from the applied one (-applied +stored)", objKey(d))
@@ -293,6 +329,36 @@ func TestGitOpsSamples(t *testing.T) {
 			g.Expect(cmp.Diff(compared(first[objKey(d)]), compared(obj))).To(BeEmpty(), "%s: the spec changed after apply", objKey(d))
 		}
 	}
+
+	// What the operator creates (campaign calls, results ConfigMaps) is
+	// not in git: it must not look tracked, or Argo CD would show it
+	// OutOfSync and prune it. It hangs off a tracked object by a controller
+	// reference instead, so it shows in the tree under its campaign.
+	tracked := map[string]bool{}
+	for _, d := range desired {
+		tracked[string(settled[objKey(d)].GetUID())] = true
+	}
+	generated := map[string]int{}
+	for _, gvk := range []schema.GroupVersionKind{
+		corev1.SchemeGroupVersion.WithKind("ConfigMapList"), millisv1alpha1.GroupVersion.WithKind("OutboundCallList"),
+	} {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(gvk)
+		g.Expect(k8s.List(context.Background(), list, client.InNamespace(ns))).To(Succeed())
+		for _, item := range list.Items {
+			if tracked[string(item.GetUID())] {
+				continue
+			}
+			generated[item.GetKind()]++
+			g.Expect(item.GetLabels()).NotTo(HaveKey(trackingLabel), "%s %s", item.GetKind(), item.GetName())
+			g.Expect(item.GetAnnotations()).NotTo(HaveKey(trackingAnnotation), "%s %s", item.GetKind(), item.GetName())
+			owner := metav1.GetControllerOf(&item)
+			g.Expect(owner).NotTo(BeNil(), "%s %s has no controller", item.GetKind(), item.GetName())
+			g.Expect(tracked[string(owner.UID)]).To(BeTrue(), "%s %s: its controller is not tracked", item.GetKind(), item.GetName())
+		}
+	}
+	g.Expect(generated).To(HaveKeyWithValue("ConfigMap", BeNumerically(">", 0)), "the demo campaign writes its results")
+	g.Expect(generated).To(HaveKeyWithValue("OutboundCall", BeNumerically(">", 0)), "the demo campaign creates calls")
 
 	// No churn: settled objects stay still. Only a timer's heartbeat may
 	// write (at most once here: the suite's timers are a minute), and it
