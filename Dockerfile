@@ -26,6 +26,9 @@ RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
 FROM gcr.io/distroless/static:nonroot
 WORKDIR /
 COPY --from=builder /workspace/manager .
+# A numeric user, so that the kubelet can verify runAsNonRoot. The manager
+# writes nothing to disk (docs/install.md), so it runs with a read-only root
+# filesystem and needs no volume.
 USER 65532:65532
 
 ENTRYPOINT ["/manager"]
