@@ -79,6 +79,12 @@ func TestApply(t *testing.T) {
 			t.Fatalf("kubectl apply --server-side: %v\n%s", err, out)
 		}
 		g.Expect(strings.Count(out, " serverside-applied\n")).To(Equal(len(in.objs)), "every object is applied:\n%s", out)
+		// Pod Security admission warns about a pod template that is not
+		// "restricted" in a namespace labelled to warn.
+		ns, err := cs.CoreV1().Namespaces().Get(context.Background(), in.w.namespace, metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(ns.Labels).To(HaveKeyWithValue(podSecurityWarn, "restricted"))
+		g.Expect(out).NotTo(ContainSubstring("Warning"), "no warnings, Pod Security included")
 	}
 	calls := policyProbe{dyn: dynamic.NewForConfigOrDie(cfg), namespace: kustomizeNamespace}
 
@@ -95,7 +101,9 @@ func TestApply(t *testing.T) {
 				if in.objs.find("Namespace", "", ns) != nil {
 					continue
 				}
-				_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+				_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+					Name: ns, Labels: map[string]string{podSecurityWarn: "restricted"},
+				}}, metav1.CreateOptions{})
 				if err != nil && !apierrors.IsAlreadyExists(err) {
 					t.Fatal(err)
 				}
@@ -212,6 +220,8 @@ func checkAccess(t *testing.T, cs kubernetes.Interface, w want, sa string, leade
 	}
 	expect([]rbacv1.PolicyRule{{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create", "update"}}}, "default", false)
 }
+
+const podSecurityWarn = "pod-security.kubernetes.io/warn"
 
 var outboundCalls = schema.GroupVersionResource{Group: "millis.callops.dev", Version: "v1alpha1", Resource: "outboundcalls"}
 
