@@ -363,3 +363,51 @@ func nestedSelector(t *testing.T, u *unstructured.Unstructured, fields ...string
 	}
 	return sel
 }
+
+// TestValuesDocumented fails when a value of values.yaml is missing from the
+// values table of docs/install.md (a value, or a map that holds it, named in
+// backquotes).
+func TestValuesDocumented(t *testing.T) {
+	values := readYAML[map[string]any](t, chartDir+"/values.yaml")
+	doc, err := os.ReadFile(filepath.Join(root, "docs/install.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leaves []string
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		m, ok := v.(map[string]any)
+		if !ok || len(m) == 0 {
+			leaves = append(leaves, prefix)
+			return
+		}
+		for k, child := range m {
+			p := k
+			if prefix != "" {
+				p = prefix + "." + k
+			}
+			walk(p, child)
+		}
+	}
+	walk("", *values)
+	if len(leaves) < 20 {
+		t.Fatalf("found only %d values in values.yaml", len(leaves))
+	}
+	for _, leaf := range leaves {
+		documented := false
+		for p := leaf; p != ""; {
+			if bytes.Contains(doc, []byte("| `"+p+"`")) || bytes.Contains(doc, []byte(", `"+p+"`")) {
+				documented = true
+				break
+			}
+			i := strings.LastIndex(p, ".")
+			if i < 0 {
+				break
+			}
+			p = p[:i]
+		}
+		if !documented {
+			t.Errorf("value %s is not in the values table of docs/install.md", leaf)
+		}
+	}
+}
