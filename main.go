@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"flag"
 	"os"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	millisv1alpha1 "github.com/callops/millis-operator/api/v1alpha1"
 	"github.com/callops/millis-operator/controllers"
 	"github.com/callops/millis-operator/internal/accounts"
+	"github.com/callops/millis-operator/internal/metrics"
 	"github.com/callops/millis-operator/internal/millis"
 	"github.com/callops/millis-operator/internal/webhook"
 )
@@ -38,7 +40,7 @@ func main() {
 		metricsAddr, probeAddr, webhookAddr, watchNamespaces string
 		leaderElect                                          bool
 		pollInterval, retryInterval, verifyInterval, timeout time.Duration
-		driftInterval, createDelay                           time.Duration
+		driftInterval, createDelay, sessionDelay             time.Duration
 		workers                                              int
 		qps                                                  float64
 		pprofAddr                                            string
@@ -54,6 +56,7 @@ func main() {
 	flag.DurationVar(&verifyInterval, "account-verify-interval", 5*time.Minute, "Default interval for re-verifying account credentials and credit.")
 	flag.DurationVar(&timeout, "millis-request-timeout", millis.DefaultTimeout, "Timeout of each Millis API request.")
 	flag.DurationVar(&driftInterval, "agent-drift-interval", 10*time.Minute, "Default interval between drift checks of each Agent (jittered by up to 10%).")
+	flag.DurationVar(&sessionDelay, "session-record-delay", time.Second, "How long a placed call's session waits before it is written to status; calls that end sooner are recorded by their end-of-call webhook in one write. 0 writes it at once.")
 	flag.DurationVar(&createDelay, "agent-create-visibility-delay", 30*time.Second, "How long after an unconfirmed agent create a new agent is assumed visible in GET /agents; only then does its absence prove no agent was created.")
 	flag.IntVar(&workers, "max-concurrent-reconciles", 8, "OutboundCall reconciles run in parallel.")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of the pprof endpoint; empty disables it.")
@@ -97,12 +100,13 @@ func main() {
 		SecretTTL: 10 * time.Second,
 		Clock:     clk,
 		NewClient: func(baseURL, apiKey string) (millis.Interface, error) {
-			return millis.New(baseURL, apiKey, millis.WithTimeout(timeout))
+			return millis.New(baseURL, apiKey, millis.WithTimeout(timeout), millis.WithObserver(metrics.ObserveMillis))
 		},
 	}
 	ctx := ctrl.SetupSignalHandler()
 	if err := setup(ctx, mgr, resolver, clk, webhookAddr, webhookOpts, intervals{
 		poll: pollInterval, retry: retryInterval, verify: verifyInterval, drift: driftInterval, createDelay: createDelay,
+		session: sessionDelay,
 	}, workers); err != nil {
 		setupLog.Error(err, "unable to set up the manager")
 		os.Exit(1)
@@ -115,7 +119,7 @@ func main() {
 }
 
 // intervals are the manager's timing flags.
-type intervals struct{ poll, retry, verify, drift, createDelay time.Duration }
+type intervals struct{ poll, retry, verify, drift, createDelay, session time.Duration }
 
 func setup(ctx context.Context, mgr ctrl.Manager, resolver *accounts.Resolver, clk clock.Clock, webhookAddr string,
 	webhookOpts webhook.Options, iv intervals, workers int) error {
@@ -129,14 +133,19 @@ func setup(ctx context.Context, mgr ctrl.Manager, resolver *accounts.Resolver, c
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	// Campaign children are claimed by this process: see
+	// OutboundCallReconciler.Instance.
+	instance := rand.Text()
 	if err := (&controllers.OutboundCallReconciler{
-		Client:        mgr.GetClient(),
-		APIReader:     mgr.GetAPIReader(),
-		Accounts:      resolver,
-		Recorder:      mgr.GetEventRecorder("millis-operator"),
-		Clock:         clk,
-		PollInterval:  iv.poll,
-		RetryInterval: iv.retry,
+		Instance:           instance,
+		SessionRecordDelay: iv.session,
+		Client:             mgr.GetClient(),
+		APIReader:          mgr.GetAPIReader(),
+		Accounts:           resolver,
+		Recorder:           mgr.GetEventRecorder("millis-operator"),
+		Clock:              clk,
+		PollInterval:       iv.poll,
+		RetryInterval:      iv.retry,
 	}).SetupWithManager(ctx, mgr, workers); err != nil {
 		return err
 	}
@@ -153,6 +162,7 @@ func setup(ctx context.Context, mgr ctrl.Manager, resolver *accounts.Resolver, c
 		return err
 	}
 	if err := (&controllers.CallCampaignReconciler{
+		Instance:      instance,
 		Client:        mgr.GetClient(),
 		Accounts:      resolver,
 		Recorder:      mgr.GetEventRecorder("millis-operator"),

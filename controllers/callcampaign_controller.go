@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -50,6 +51,8 @@ const (
 	statusInterval = time.Second
 	// bucketSeconds groups children by creation time for pruning.
 	bucketSeconds = 10
+	// maxCreateBatch bounds the concurrent creates of one reconcile.
+	maxCreateBatch = 32
 )
 
 // Indexes for campaigns.
@@ -68,6 +71,10 @@ type CallCampaignReconciler struct {
 	Clock    clock.PassiveClock
 
 	RetryInterval time.Duration
+	// Instance is the dial claim put on every child: the OutboundCall
+	// reconciler of the same instance dials it without a separate intent
+	// write. Empty leaves children unclaimed (an intent write each).
+	Instance string
 
 	mu      sync.Mutex
 	sources map[string]parsedSource // by namespace/name/key
@@ -190,10 +197,8 @@ func (r *CallCampaignReconciler) run(ctx context.Context, c *millisv1alpha1.Call
 		Suspended: c.Spec.Suspend, Slots: max(0, maxConc-inFlight), RateBudget: rate,
 	})
 
-	for _, d := range plan.Dials {
-		if err := r.dial(ctx, c, mem, &recipients[d.Index], d.Attempt, now); err != nil {
-			return ctrl.Result{}, err
-		}
+	if err := r.createChildren(ctx, c, mem, recipients, plan.Dials, now); err != nil {
+		return ctrl.Result{}, err
 	}
 	if len(plan.Dials) > 0 && c.Status.StartTime == nil {
 		t := metav1.NewTime(now)
@@ -587,6 +592,9 @@ func (r *CallCampaignReconciler) dial(ctx context.Context, c *millisv1alpha1.Cal
 	if len(meta) > 0 {
 		call.Spec.Metadata = &apiextensionsv1.JSON{Raw: raw}
 	}
+	if r.Instance != "" {
+		call.Annotations[millisv1alpha1.AnnotationDialClaim] = r.Instance
+	}
 	if err := controllerutil.SetControllerReference(c, call, r.Scheme()); err != nil {
 		return err
 	}
@@ -600,6 +608,29 @@ func (r *CallCampaignReconciler) dial(ctx context.Context, c *millisv1alpha1.Cal
 	mem.expected[call.Name] = now
 	r.mu.Unlock()
 	log.FromContext(ctx).V(1).Info("Started campaign call", "call", call.Name, "attempt", attempt)
+	return nil
+}
+
+// createChildren creates the planned attempts in slow-start batches, as the
+// Job controller creates Pods: 1, 2, 4, ... at a time up to maxCreateBatch,
+// stopping after the first batch with an error, so that a failing API
+// server is not flooded and a large plan does not wait on one create at a
+// time.
+func (r *CallCampaignReconciler) createChildren(ctx context.Context, c *millisv1alpha1.CallCampaign, mem *campaignMemory,
+	recipients []campaign.Recipient, dials []dispatch.Dial, now time.Time) error {
+	for done, batch := 0, 1; done < len(dials); batch = min(2*batch, maxCreateBatch) {
+		n := min(batch, len(dials)-done)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i, d := range dials[done : done+n] {
+			wg.Go(func() { errs[i] = r.dial(ctx, c, mem, &recipients[d.Index], d.Attempt, now) })
+		}
+		wg.Wait()
+		done += n
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

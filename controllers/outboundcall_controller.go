@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -48,6 +49,13 @@ const defaultVisibilityDelay = 30 * time.Second
 // A reconcile that finds status.dial without status.sessionID cannot know
 // whether step 2 happened, so it searches the call logs for the call's
 // _callops_ref before it ever dials again.
+//
+// Campaign children skip step 1: the campaign controller creates each one
+// with a dial claim naming this manager instance (Instance), so the child's
+// creation is the intent. The instance that claimed a child remembers, in
+// memory, every child it has dialed; any other instance (a restarted or
+// newly elected manager) first records an intent that searches the call
+// logs from the child's creation, exactly as for an unconfirmed dial.
 type OutboundCallReconciler struct {
 	client.Client
 	// APIReader reads around the cache, for conflict retries.
@@ -62,6 +70,20 @@ type OutboundCallReconciler struct {
 	// RetryInterval is how soon a call waiting on something outside it
 	// (account, Millis availability) is looked at again.
 	RetryInterval time.Duration
+
+	// Instance identifies this manager process in dial claims; it must be
+	// unique per process start (main generates a random one).
+	Instance string
+	// SessionRecordDelay is how long the session of a placed call waits
+	// before it is written: calls that end sooner (busy, no answer at once,
+	// instant hang-ups) are then recorded by their end-of-call webhook in a
+	// single status write. Zero writes the session at once.
+	SessionRecordDelay time.Duration
+	// placed holds calls Millis accepted whose session is not written yet.
+	placed sync.Map
+	// dialed holds the claimed children this instance has dialed (UID to
+	// the dial time) until the cache shows their status.dial.
+	dialed sync.Map
 }
 
 // +kubebuilder:rbac:groups=millis.callops.dev,resources=outboundcalls,verbs=get;list;watch;update;patch
@@ -72,7 +94,19 @@ type OutboundCallReconciler struct {
 func (r *OutboundCallReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var call millisv1alpha1.OutboundCall
 	if err := r.Get(ctx, req.NamespacedName, &call); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.sweep()
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if call.Status.Dial != nil || call.Status.Phase.IsFinished() || !call.DeletionTimestamp.IsZero() {
+		r.dialed.Delete(call.UID) // the cache has caught up with our own write
+	}
+	if p, ok := r.placed.Load(call.UID); ok {
+		if call.Status.SessionID == "" && call.DeletionTimestamp.IsZero() {
+			return r.recordSession(ctx, &call, p.(placedCall))
+		}
+		r.placed.Delete(call.UID) // the end-of-call webhook recorded it
 	}
 	ctx = log.IntoContext(ctx, log.FromContext(ctx).WithValues("to", redact.Phone(string(call.Spec.ToPhone))))
 
@@ -90,6 +124,8 @@ func (r *OutboundCallReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return r.track(ctx, &call)
 	case call.Status.Dial != nil:
 		return r.recoverDial(ctx, &call)
+	case r.claimedElsewhere(&call):
+		return r.takeOver(ctx, &call)
 	default:
 		return r.dial(ctx, &call, 1)
 	}
@@ -104,9 +140,87 @@ func (r *OutboundCallReconciler) syncFinalizer(call *millisv1alpha1.OutboundCall
 	return controllerutil.RemoveFinalizer(call, TerminateFinalizer)
 }
 
+// sweep forgets what is remembered of calls deleted before the cache
+// showed their status; memory entries otherwise live for seconds.
+func (r *OutboundCallReconciler) sweep() {
+	old := r.Clock.Now().Add(-time.Hour)
+	r.dialed.Range(func(k, v any) bool {
+		if v.(time.Time).Before(old) {
+			r.dialed.Delete(k)
+		}
+		return true
+	})
+	r.placed.Range(func(k, v any) bool {
+		if v.(placedCall).at.Before(old) {
+			r.placed.Delete(k)
+		}
+		return true
+	})
+}
+
+// claimedElsewhere reports whether the call is a campaign child claimed by
+// another manager instance, which may have dialed it before it stopped.
+func (r *OutboundCallReconciler) claimedElsewhere(call *millisv1alpha1.OutboundCall) bool {
+	claim, ok := call.Annotations[millisv1alpha1.AnnotationDialClaim]
+	return ok && claim != r.Instance
+}
+
+// ownsClaim reports whether this instance created the call with its claim,
+// so that its creation already stands for the dial intent.
+func (r *OutboundCallReconciler) ownsClaim(call *millisv1alpha1.OutboundCall) bool {
+	claim, ok := call.Annotations[millisv1alpha1.AnnotationDialClaim]
+	return ok && r.Instance != "" && claim == r.Instance
+}
+
+// takeOver records an intent for a child claimed by another instance: the
+// call logs from the child's creation on are searched before any dial.
+func (r *OutboundCallReconciler) takeOver(ctx context.Context, call *millisv1alpha1.OutboundCall) (ctrl.Result, error) {
+	created := call.CreationTimestamp
+	call.Status.Dial = &millisv1alpha1.DialRecord{Attempt: 1, Ref: calls.Ref(string(call.UID), 1),
+		IntentTime: metav1.NewTime(r.Clock.Now()), SearchFrom: &created}
+	call.Status.Phase = millisv1alpha1.CallDialing
+	call.Status.ObservedGeneration = call.Generation
+	setCondition(&call.Status.Conditions, call.Generation, millisv1alpha1.ConditionDialed, metav1.ConditionFalse,
+		millisv1alpha1.ReasonDialUnconfirmed,
+		"created by another manager instance, which may have dialed it; checking the call logs before any dial")
+	if err := r.Status().Update(ctx, call); err != nil {
+		return requeueOnConflict(err, "record inherited dial intent")
+	}
+	log.FromContext(ctx).Info("Took over a campaign call claimed by another manager instance")
+	return ctrl.Result{}, nil
+}
+
+// settleOwnDial handles a claimed child this instance has already dialed
+// while the cache shows no record of it: either the cache is behind, or
+// recording the session failed. In the second case the intent is written
+// now, and the call logs decide.
+func (r *OutboundCallReconciler) settleOwnDial(ctx context.Context, call *millisv1alpha1.OutboundCall, dialedAt time.Time) (ctrl.Result, error) {
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(call), call); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if call.Status.Dial != nil || call.Status.SessionID != "" || call.Status.Phase.IsFinished() {
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
+	}
+	call.Status.Dial = &millisv1alpha1.DialRecord{Attempt: 1, Ref: calls.Ref(string(call.UID), 1), IntentTime: metav1.NewTime(dialedAt)}
+	call.Status.Phase = millisv1alpha1.CallDialing
+	call.Status.ObservedGeneration = call.Generation
+	setCondition(&call.Status.Conditions, call.Generation, millisv1alpha1.ConditionDialed, metav1.ConditionFalse,
+		millisv1alpha1.ReasonDialUnconfirmed, "the dial's outcome was not recorded; checking the call logs before any retry")
+	if err := r.Status().Update(ctx, call); err != nil {
+		return requeueOnConflict(err, "record unconfirmed dial")
+	}
+	return ctrl.Result{}, nil
+}
+
 // dial validates the call, persists the intent and calls Millis once.
 func (r *OutboundCallReconciler) dial(ctx context.Context, call *millisv1alpha1.OutboundCall, attempt int32) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)
+	claimed := attempt == 1 && r.ownsClaim(call)
+	if claimed {
+		if at, ok := r.dialed.Load(call.UID); ok {
+			return r.settleOwnDial(ctx, call, at.(time.Time))
+		}
+	}
 	res, wait := r.readyAccount(ctx, call)
 	if res == nil {
 		return r.waiting(ctx, call, wait)
@@ -142,13 +256,18 @@ func (r *OutboundCallReconciler) dial(ctx context.Context, call *millisv1alpha1.
 
 	// 1. Persist the intent. The update is optimistic-locked: if anyone else
 	// (or a stale cache) got here first, it conflicts and nothing is dialed.
+	// A claimed campaign child's creation is its intent; this instance's
+	// memory of the dial stands in until the session is recorded.
 	now := r.Clock.Now()
-	call.Status.Dial = &millisv1alpha1.DialRecord{Attempt: attempt, Ref: ref, IntentTime: metav1.NewTime(now)}
+	intent := &millisv1alpha1.DialRecord{Attempt: attempt, Ref: ref, IntentTime: metav1.NewTime(now)}
+	call.Status.Dial = intent
 	call.Status.Phase = millisv1alpha1.CallDialing
 	setCondition(&call.Status.Conditions, call.Generation, millisv1alpha1.ConditionDialed, metav1.ConditionFalse,
 		millisv1alpha1.ReasonDialing, fmt.Sprintf("dialing, attempt %d", attempt))
 	call.Status.ObservedGeneration = call.Generation
-	if err := r.Status().Update(ctx, call); err != nil {
+	if claimed {
+		r.dialed.Store(call.UID, now)
+	} else if err := r.Status().Update(ctx, call); err != nil {
 		return requeueOnConflict(err, "record dial intent")
 	}
 	crashpoint.Hit(crashpoint.AfterIntent)
@@ -160,19 +279,49 @@ func (r *OutboundCallReconciler) dial(ctx context.Context, call *millisv1alpha1.
 	if err != nil {
 		return r.dialFailed(ctx, call, res, err)
 	}
-
-	// 3. Record the session. A conflict here usually means the end-of-call
-	// webhook already wrote status, so merge into the latest object.
 	if !calls.Quiet(call) {
 		r.Recorder.Eventf(call, nil, corev1.EventTypeNormal, millisv1alpha1.ReasonAccepted, "Dial",
 			"Millis accepted the call to %s, session %s", redact.Phone(request.ToPhone), reg.SessionID)
 	}
-	err = r.updateStatus(ctx, call, func(st *millisv1alpha1.OutboundCallStatus, gen int64) {
-		calls.RecordAccepted(st, gen, *reg, now, millisv1alpha1.ReasonAccepted)
+
+	// 3. Record the session, after SessionRecordDelay: a call that ends
+	// sooner is recorded whole by its end-of-call webhook, in one write.
+	placed := placedCall{reg: *reg, intent: intent, at: now}
+	if r.SessionRecordDelay > 0 {
+		r.placed.Store(call.UID, placed)
+		return ctrl.Result{RequeueAfter: r.SessionRecordDelay}, nil
+	}
+	return r.recordSession(ctx, call, placed)
+}
+
+// placedCall is a call Millis accepted whose session is not written yet.
+// Losing it (a restart) loses nothing: the intent, or the child's claim,
+// sends the next instance to the call logs, where the call is found.
+type placedCall struct {
+	reg    millis.CallRegistration
+	intent *millisv1alpha1.DialRecord
+	at     time.Time
+}
+
+// recordSession writes a placed call's session. A conflict usually means
+// the end-of-call webhook wrote status first, so it merges into the latest
+// object, and writes nothing when the webhook already recorded it all.
+func (r *OutboundCallReconciler) recordSession(ctx context.Context, call *millisv1alpha1.OutboundCall, p placedCall) (ctrl.Result, error) {
+	err := r.updateStatus(ctx, call, func(st *millisv1alpha1.OutboundCallStatus, gen int64) {
+		if st.Dial == nil {
+			st.Dial = p.intent
+		}
+		st.ObservedGeneration = gen
+		calls.RecordAccepted(st, gen, p.reg, p.at, millisv1alpha1.ReasonAccepted)
 	})
 	if err != nil {
-		// The call is placed; the next reconcile finds it in the call logs.
+		// Kept in memory for the retry; a restart finds it in the call logs.
+		r.placed.Store(call.UID, p)
 		return ctrl.Result{}, fmt.Errorf("record session of a placed call: %w", err)
+	}
+	r.placed.Delete(call.UID)
+	if call.Status.Phase.IsFinished() {
+		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{RequeueAfter: r.PollInterval}, nil
 }
@@ -195,6 +344,7 @@ func (r *OutboundCallReconciler) dialFailed(ctx context.Context, call *millisv1a
 	}
 
 	// Millis answered 4xx: it did not act, so the intent is withdrawn.
+	r.dialed.Delete(call.UID)
 	call.Status.Dial = nil
 	call.Status.Phase = millisv1alpha1.CallPending
 	wait := r.classify(ctx, call, res, err, millisv1alpha1.ReasonMillisRejected, "POST /start_outbound_call")
@@ -227,7 +377,11 @@ func (r *OutboundCallReconciler) recoverDial(ctx context.Context, call *millisv1
 		return r.waiting(ctx, call, wait)
 	}
 	dialRec := call.Status.Dial
-	found, err := calls.FindPlaced(ctx, res.Millis, string(call.Spec.ToPhone), string(call.UID), dialRec.IntentTime.Time)
+	since := dialRec.IntentTime.Time
+	if dialRec.SearchFrom != nil && dialRec.SearchFrom.Before(&dialRec.IntentTime) {
+		since = dialRec.SearchFrom.Time
+	}
+	found, err := calls.FindPlaced(ctx, res.Millis, string(call.Spec.ToPhone), string(call.UID), since)
 	if err != nil {
 		w := r.classify(ctx, call, res, err, millisv1alpha1.ReasonDialUnconfirmed, "searching the call logs")
 		w.reason = millisv1alpha1.ReasonDialUnconfirmed

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	millisv1alpha1 "github.com/callops/millis-operator/api/v1alpha1"
+	"github.com/callops/millis-operator/internal/millis"
 	"github.com/callops/millis-operator/internal/simulator"
 )
 
@@ -462,4 +463,44 @@ func TestUnauthorizedDialMarksAccountNotReady(t *testing.T) {
 	g.Expect(k8s.Update(ctx, &secret)).To(Succeed())
 	waitPhase(g, call, millisv1alpha1.CallSucceeded)
 	g.Expect(sim.DialCount(to)).To(Equal(1))
+}
+
+// A campaign child claimed by another manager instance (one that has
+// stopped) may already be dialed. It is looked for in the call logs from its
+// creation on, and dialed only once they prove it absent.
+func TestCallClaimedByAnotherInstance(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, g)
+	createAccount(t, g, ns)
+	ctx := context.Background()
+	claimed := func(name, to string) *millisv1alpha1.OutboundCall {
+		c := newCall(ns, name, to, `{"userName":"Ana","company":"Acme"}`)
+		c.Annotations = map[string]string{millisv1alpha1.AnnotationDialClaim: "a-stopped-instance"}
+		g.Expect(k8s.Create(ctx, c)).To(Succeed())
+		return c
+	}
+
+	// Never dialed by its claimant: dialed once, after the proof.
+	absent := uniquePhone("10")
+	c1 := claimed("claimed-absent", absent)
+	got := waitPhase(g, c1, millisv1alpha1.CallSucceeded)
+	g.Expect(got.Status.Dial).NotTo(BeNil())
+	g.Expect(got.Status.Dial.Attempt).To(Equal(int32(2)), "attempt 1 was the claimant's, proven absent")
+	g.Expect(sim.DialCount(absent)).To(Equal(1))
+
+	// Dialed by its claimant just before it stopped: found, never redialed.
+	placed := uniquePhone("10")
+	c2 := claimed("claimed-placed", placed)
+	mc, err := millis.New(simURL, apiKey)
+	g.Expect(err).NotTo(HaveOccurred())
+	meta, _ := json.Marshal(map[string]string{millisv1alpha1.MetadataKeyCallRef: string(c2.UID) + "/1", "userName": "Ana"})
+	_, err = mc.StartOutboundCall(ctx, millis.StartOutboundCallRequest{FromPhone: fromPhone, ToPhone: placed, AgentID: agentID, Metadata: meta})
+	g.Expect(err).NotTo(HaveOccurred())
+	got = waitPhase(g, c2, millisv1alpha1.CallSucceeded)
+	g.Expect(sim.DialCount(placed)).To(Equal(1), "the claimant's dial is found in the call logs")
+	g.Expect(got.Status.SessionID).To(Equal(ledgerEntry(g, placed).SessionID))
+	g.Expect(got.Status.Dial.Attempt).To(Equal(int32(1)))
+	g.Expect(got.Status.Dial.SearchFrom).NotTo(BeNil(), "the search starts at the child's creation")
+	g.Expect(got.Status.Dial.SearchFrom.Time).To(BeTemporally("~", got.CreationTimestamp.Time, time.Second))
+	g.Expect(dialedReason(got)).To(Equal(millisv1alpha1.ReasonRecovered))
 }

@@ -66,7 +66,9 @@ func (c *shiftClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
 func (c *shiftClock) jumpTo(t time.Time) { c.offset.Store(int64(time.Until(t))) }
 
 const (
-	apiKey       = "sim-private-key"
+	apiKey = "sim-private-key"
+	// testInstance is the manager instance's dial claim on campaign children.
+	testInstance = "test-instance"
 	webhookToken = "suite-webhook-token"
 	agentID      = "-OKdqbqetEcM4ak369ym"
 	fromPhone    = "+15550100001"
@@ -136,6 +138,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	if err := (&controllers.OutboundCallReconciler{
+		Instance: testInstance, SessionRecordDelay: 500 * time.Millisecond,
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Accounts: resolver, Recorder: mgr.GetEventRecorder("test"),
 		Clock: clock.RealClock{}, PollInterval: 2 * time.Second, RetryInterval: 500 * time.Millisecond,
 	}).SetupWithManager(ctx, mgr, 4); err != nil {
@@ -151,7 +154,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	if err := (&controllers.CallCampaignReconciler{
-		Client: mgr.GetClient(), Accounts: resolver, Recorder: mgr.GetEventRecorder("test"),
+		Instance: testInstance,
+		Client:   mgr.GetClient(), Accounts: resolver, Recorder: mgr.GetEventRecorder("test"),
 		Clock: campaignClock, RetryInterval: 500 * time.Millisecond,
 	}).SetupWithManager(ctx, mgr, 2); err != nil {
 		fmt.Fprintln(os.Stderr, err)

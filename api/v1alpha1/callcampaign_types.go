@@ -310,8 +310,13 @@ const (
 	// LabelBucket groups a campaign's children by creation time (10-second
 	// steps), so that they are pruned a bucket at a time.
 	LabelBucket = "millis.callops.dev/bucket"
-	// AnnotationRecipientPhone is on each child, for results.
+	// AnnotationAttempt is the campaign attempt a child places.
 	AnnotationAttempt = "millis.callops.dev/attempt"
+	// AnnotationDialClaim names the manager instance that created a
+	// campaign child. That instance dials it without first recording a dial
+	// intent (the child's creation is the intent); any other instance treats
+	// the child as possibly dialed and proves otherwise from the call logs.
+	AnnotationDialClaim = "millis.callops.dev/dial-claim"
 )
 
 // CallCampaign calls many recipients, creating OutboundCalls the way a Job

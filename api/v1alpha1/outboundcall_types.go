@@ -230,6 +230,11 @@ type DialRecord struct {
 	Ref string `json:"ref"`
 	// intentTime is when the intent to dial was recorded.
 	IntentTime metav1.Time `json:"intentTime"`
+	// searchFrom, when set, is the earliest time the attempt can have been
+	// dialed: the call's creation, for a campaign call whose dial was
+	// claimed by a manager instance that has since stopped.
+	// +optional
+	SearchFrom *metav1.Time `json:"searchFrom,omitempty"`
 }
 
 // TranscriptTurn is one turn of a conversation.

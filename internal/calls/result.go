@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -57,7 +58,18 @@ func ApplyHistory(st *millisv1alpha1.OutboundCallStatus, generation int64, h *mi
 		return true
 	}
 	if h.SessionID != "" && st.SessionID == "" {
-		RecordAccepted(st, generation, millis.CallRegistration{SessionID: h.SessionID, CallID: h.CallID}, now, millisv1alpha1.ReasonRecovered)
+		// The webhook of a short call can come before the session is
+		// written; the call logs are the recovery path.
+		reason := millisv1alpha1.ReasonAccepted
+		if source == SourceCallLog {
+			reason = millisv1alpha1.ReasonRecovered
+		}
+		RecordAccepted(st, generation, millis.CallRegistration{SessionID: h.SessionID, CallID: h.CallID}, now, reason)
+	}
+	if st.Dial == nil {
+		if ref := RefOf(h.Metadata); ref != "" {
+			st.Dial = dialOfRef(ref, now)
+		}
 	}
 	if st.CallID == "" {
 		st.CallID = h.CallID
@@ -191,4 +203,16 @@ func RefOf(metadata json.RawMessage) string {
 	var ref string
 	_ = json.Unmarshal(m[millisv1alpha1.MetadataKeyCallRef], &ref)
 	return ref
+}
+
+// dialOfRef is the dial record of a call whose session was first learnt
+// from Millis (a webhook or the call logs) rather than from the dial.
+func dialOfRef(ref string, now time.Time) *millisv1alpha1.DialRecord {
+	attempt := int32(1)
+	if i := strings.LastIndexByte(ref, '/'); i >= 0 {
+		if n, err := strconv.ParseInt(ref[i+1:], 10, 32); err == nil && n > 0 {
+			attempt = int32(n)
+		}
+	}
+	return &millisv1alpha1.DialRecord{Attempt: attempt, Ref: ref, IntentTime: metav1.NewTime(now)}
 }

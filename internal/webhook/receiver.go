@@ -134,16 +134,19 @@ func (rc *Receiver) endOfCall(w http.ResponseWriter, r *http.Request) {
 	rc.reply(w, kind, http.StatusOK, outcome, "")
 }
 
-// apply folds the webhook into the call's status, idempotently.
+// apply folds the webhook into the call's status, idempotently. The cached
+// copy is tried first: by the time a call ends its session is long
+// recorded. A conflict is retried on a fresh read.
 func (rc *Receiver) apply(ctx context.Context, call *millisv1alpha1.OutboundCall, h *millis.CallHistory) (string, error) {
 	outcome := OutcomeDuplicate
-	// Read afresh first: the cached copy is usually a write or two behind
-	// (the reconciler records the session while the call is still ringing),
-	// and a conflicting update costs the API server more than a read.
+	fresh := false
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := rc.Reader.Get(ctx, client.ObjectKeyFromObject(call), call); err != nil {
-			return err
+		if fresh {
+			if err := rc.Reader.Get(ctx, client.ObjectKeyFromObject(call), call); err != nil {
+				return err
+			}
 		}
+		fresh = true
 		if call.Status.SessionID != "" && call.Status.SessionID != h.SessionID {
 			outcome = OutcomeUnknown // an earlier attempt's session; the recorded one wins
 			return nil

@@ -63,7 +63,7 @@ func DefaultOptions() Options {
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		MaxBodyBytes:      DefaultMaxBodyBytes,
-		MaxInFlight:       32,
+		MaxInFlight:       512,
 		FailureRate:       1,
 		FailureBurst:      20,
 		MaxTrackedClients: 10000,
