@@ -116,7 +116,7 @@ type agentVarsCache struct {
 // +kubebuilder:rbac:groups=millis.callops.dev,resources=callcampaigns,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=millis.callops.dev,resources=callcampaigns/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=millis.callops.dev,resources=outboundcalls,verbs=create;delete;deletecollection
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
 
 func (r *CallCampaignReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var c millisv1alpha1.CallCampaign

@@ -489,13 +489,6 @@ spec:
 	settled := waitSettled(g, desired, 3*time.Second, time.Minute)
 	for _, d := range desired {
 		t.Run(d.GetKind(), func(t *testing.T) {
-			if d.GetKind() == "OutboundCall" {
-				// The OutboundCall controller adds its terminateOnDelete
-				// finalizer with an Update: includeMetadataInPrompt: false
-				// disappears and generation moves. Remove this skip once it
-				// writes its finalizer as the Agent controller does (writeMeta).
-				t.Skip("known: the OutboundCall controller's finalizer Update rewrites spec")
-			}
 			g := NewWithT(t)
 			obj := settled[objKey(d)]
 			_, hasStatus := obj.Object["status"]

@@ -113,8 +113,9 @@ func (r *OutboundCallReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if !call.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, &call)
 	}
+	before := call.DeepCopy()
 	if changed := r.syncFinalizer(&call); changed {
-		return ctrl.Result{}, r.Update(ctx, &call)
+		return ctrl.Result{}, r.patchMeta(ctx, &call, before)
 	}
 
 	switch {
@@ -129,6 +130,14 @@ func (r *OutboundCallReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	default:
 		return r.dial(ctx, &call, 1)
 	}
+}
+
+// patchMeta writes a metadata change as a merge patch, conflict-checked. An
+// Update would send spec back re-encoded through the Go types (an explicit
+// includeMetadataInPrompt: false disappears), which Argo CD shows as
+// OutOfSync (controllers/gitops_test.go).
+func (r *OutboundCallReconciler) patchMeta(ctx context.Context, call, before *millisv1alpha1.OutboundCall) error {
+	return r.Patch(ctx, call, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 }
 
 // syncFinalizer keeps the finalizer only while a hang-up may be needed, so
@@ -471,8 +480,9 @@ func (r *OutboundCallReconciler) finalize(ctx context.Context, call *millisv1alp
 		r.Recorder.Eventf(call, nil, corev1.EventTypeNormal, "Terminated", "Terminate",
 			"hung up session %s before deletion", call.Status.SessionID)
 	}
+	before := call.DeepCopy()
 	controllerutil.RemoveFinalizer(call, TerminateFinalizer)
-	return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, call))
+	return ctrl.Result{}, client.IgnoreNotFound(r.patchMeta(ctx, call, before))
 }
 
 // waitReason is why a call is not progressing, and when to look again.

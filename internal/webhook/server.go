@@ -63,7 +63,7 @@ func DefaultOptions() Options {
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		MaxBodyBytes:      DefaultMaxBodyBytes,
-		MaxInFlight:       512,
+		MaxInFlight:       128,
 		FailureRate:       1,
 		FailureBurst:      20,
 		MaxTrackedClients: 10000,
