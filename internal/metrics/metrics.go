@@ -100,3 +100,11 @@ func SetCampaign(namespace, name string, counts []int64) {
 func ForgetCampaign(namespace, name string) {
 	CampaignRecipients.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "campaign": name})
 }
+
+// Collectors returns the collectors init registers, so that a test can list
+// what the manager exports (test/observability checks the dashboard and the
+// alerts against it). Keep it in step with init.
+func Collectors() []prometheus.Collector {
+	return []prometheus.Collector{MillisRequests, MillisLatency, MillisRateLimited,
+		CallsDialed, CallsFinished, CallsFailed, DialRetries, CampaignRecipients}
+}

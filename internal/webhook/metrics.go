@@ -56,6 +56,13 @@ func init() {
 	metrics.Registry.MustRegister(deliveries, relays, inFlightRequests, openConnections, trackedClients)
 }
 
+// Collectors returns the collectors init registers, so that a test can list
+// what the manager exports (test/observability checks the dashboard and the
+// alerts against it). Keep it in step with init.
+func Collectors() []prometheus.Collector {
+	return []prometheus.Collector{deliveries, relays, inFlightRequests, openConnections, trackedClients}
+}
+
 // RecordOutcome counts a receiver outcome; it is meant for Receiver.Observe.
 // The front door counts its own rejections.
 func RecordOutcome(kind, outcome string) {
