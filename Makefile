@@ -140,6 +140,7 @@ chart-sync: manifests ## Copy the CRDs, RBAC rules and admission policy from con
 	cp config/crd/bases/*.yaml $(CHART_DIR)/crds/
 	cp config/rbac/role.yaml config/rbac/leader_election_role.yaml $(CHART_DIR)/files/
 	cp config/admission/outboundcall-dialed-spec.yaml $(CHART_DIR)/files/
+	cp config/grafana/millis-operator-dashboard.json $(CHART_DIR)/files/
 
 .PHONY: helm-lint
 helm-lint: helm ## Lint the Helm chart.
