@@ -17,14 +17,24 @@ package docs_test
 // The rule is checked both ways: a path in the first cell of a table row
 // on a kind's page that the CRD does not have fails too, so a renamed or
 // removed field cannot leave its documentation behind.
+//
+// The message of every CEL rule (x-kubernetes-validations) of the CRD, at
+// any depth, appears verbatim in a code span on the kind's page: it is what
+// kubectl prints when the rule rejects an object, so users search for it.
+// The same holds for the messages of the ValidatingAdmissionPolicies in
+// config/admission, on the page of each kind they match.
 
 import (
+	"bufio"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
 )
 
 // documentedPaths maps each path found in the first cell of a table row to
@@ -141,4 +151,91 @@ func fieldSchema(t *testing.T, crd *apiextensionsv1.CustomResourceDefinition, pa
 	}
 	t.Fatalf("%s: no field %s", crd.Name, path)
 	return nil
+}
+
+// celMessages returns the messages of every CEL rule in s, at any depth.
+func celMessages(s *apiextensionsv1.JSONSchemaProps, out map[string]bool) {
+	if s == nil {
+		return
+	}
+	for _, v := range s.XValidations {
+		out[v.Message] = true
+	}
+	for name := range s.Properties {
+		p := s.Properties[name]
+		celMessages(&p, out)
+	}
+	if s.Items != nil {
+		celMessages(s.Items.Schema, out)
+	}
+	if s.AdditionalProperties != nil {
+		celMessages(s.AdditionalProperties.Schema, out)
+	}
+}
+
+func TestEveryCELRuleIsDocumented(t *testing.T) {
+	root := repoRoot(t)
+	kinds := crds(t, root)
+	total := 0
+	for _, kind := range sortedKeys(kinds) {
+		page := docPage(kind)
+		md := parseMarkdown(page, readFile(t, filepath.Join(root, page)))
+		spans := map[string]bool{}
+		for _, l := range md.prose {
+			for _, sp := range codeSpans(l.text) {
+				spans[sp] = true
+			}
+		}
+		messages := map[string]bool{}
+		celMessages(rootSchema(kinds[kind]), messages)
+		for _, m := range policyMessages(t, root, kinds[kind].Spec.Names.Plural) {
+			messages[m] = true
+		}
+		total += len(messages)
+		for _, m := range sortedKeys(messages) {
+			if !spans[m] {
+				t.Errorf("%s: the message of a %s CEL rule is not in a code span: %q", page, kind, m)
+			}
+		}
+	}
+	if total < 10 {
+		t.Errorf("found only %d CEL messages in the CRDs; the walk is broken", total)
+	}
+}
+
+// policyMessages returns the validation messages of the
+// ValidatingAdmissionPolicies in config/admission that match resource.
+func policyMessages(t *testing.T, root, resource string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(root, "config", "admission", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, f := range files {
+		r := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(readFile(t, f))))
+		for {
+			doc, err := r.Read()
+			if err != nil {
+				break
+			}
+			var policy admissionregistrationv1.ValidatingAdmissionPolicy
+			if err := yaml.Unmarshal(doc, &policy); err != nil || policy.Kind != "ValidatingAdmissionPolicy" {
+				continue
+			}
+			matches := false
+			if mc := policy.Spec.MatchConstraints; mc != nil {
+				for _, rule := range mc.ResourceRules {
+					matches = matches || contains(rule.Resources, resource)
+				}
+			}
+			if !matches {
+				continue
+			}
+			for _, v := range policy.Spec.Validations {
+				out = append(out, v.Message)
+			}
+		}
+	}
+	return out
 }
