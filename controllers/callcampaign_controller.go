@@ -5,15 +5,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -50,9 +51,9 @@ const (
 	problemsInView = 20
 	statusInterval = time.Second
 	// bucketSeconds groups children by creation time for pruning.
-	bucketSeconds = 10
+	bucketSeconds = 5
 	// maxCreateBatch bounds the concurrent creates of one reconcile.
-	maxCreateBatch = 32
+	maxCreateBatch = 16
 )
 
 // Indexes for campaigns.
@@ -66,9 +67,12 @@ const (
 // per-recipient results.
 type CallCampaignReconciler struct {
 	client.Client
-	Accounts *accounts.Resolver
-	Recorder events.EventRecorder
-	Clock    clock.PassiveClock
+	// APIReader reads ConfigMaps (recipients, do-not-call lists, results),
+	// which are cached metadata-only.
+	APIReader client.Reader
+	Accounts  *accounts.Resolver
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
 
 	RetryInterval time.Duration
 	// Instance is the dial claim put on every child: the OutboundCall
@@ -95,7 +99,7 @@ type campaignMemory struct {
 	name types.NamespacedName
 	// expected are children created but not yet seen in the cache, with
 	// their creation time: they count as in flight and against the rate.
-	expected map[string]time.Time
+	expected map[string]expectedChild
 	// results is the last written export, by ConfigMap name.
 	results   map[string]string
 	flushedAt time.Time
@@ -104,6 +108,18 @@ type campaignMemory struct {
 	loaded    bool
 	rows      map[string]dispatch.Row // by phone, from the export
 	agentVars agentVarsCache
+	// pruning is set while finished children are deleted in the background.
+	pruning atomic.Bool
+	// retriesUnreported counts retry attempts since the last Retrying event.
+	retriesUnreported int
+	retriesReportedAt time.Time
+}
+
+// expectedChild is a child this replica created, until the cache shows it.
+type expectedChild struct {
+	at      time.Time
+	phone   string
+	attempt int
 }
 
 type agentVarsCache struct {
@@ -200,6 +216,7 @@ func (r *CallCampaignReconciler) run(ctx context.Context, c *millisv1alpha1.Call
 	if err := r.createChildren(ctx, c, mem, recipients, plan.Dials, now); err != nil {
 		return ctrl.Result{}, err
 	}
+	r.reportRetries(c, mem, plan.Dials, now)
 	if len(plan.Dials) > 0 && c.Status.StartTime == nil {
 		t := metav1.NewTime(now)
 		c.Status.StartTime = &t
@@ -240,7 +257,7 @@ func (r *CallCampaignReconciler) nextWake(c *millisv1alpha1.CallCampaign, plan d
 		consider(recent[0].Add(rateWindow)) // the oldest start leaves the window
 	}
 	if pending := r.resultsDirty(mem); pending {
-		consider(mem.flushedAt.Add(resultsFlushInterval))
+		consider(mem.flushedAt.Add(flushInterval(mem)))
 	}
 	if wake.IsZero() {
 		return 0
@@ -369,10 +386,14 @@ func (r *CallCampaignReconciler) recipients(ctx context.Context, c *millisv1alph
 	return all, problems, dnc, nil
 }
 
-// source parses a ConfigMap key, once per resourceVersion.
+// source parses a ConfigMap key, once per resourceVersion. ConfigMaps are
+// watched metadata-only (configMapMeta): a cluster's ConfigMaps, and the
+// campaigns' own results exports, are never held in memory; a list is read
+// from the API server only when its resourceVersion moved.
 func (r *CallCampaignReconciler) source(ctx context.Context, namespace string, sel millisv1alpha1.ConfigMapKeySelector, dnc bool) (parsedSource, error) {
-	var cm corev1.ConfigMap
-	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: sel.Name}, &cm); err != nil {
+	objKey := client.ObjectKey{Namespace: namespace, Name: sel.Name}
+	meta := configMapMeta()
+	if err := r.Get(ctx, objKey, meta); err != nil {
 		if apierrors.IsNotFound(err) {
 			return parsedSource{}, fmt.Errorf("ConfigMap %s not found; waiting for it", sel.Name)
 		}
@@ -382,8 +403,15 @@ func (r *CallCampaignReconciler) source(ctx context.Context, namespace string, s
 	r.mu.Lock()
 	cached, ok := r.sources[key]
 	r.mu.Unlock()
-	if ok && cached.resourceVersion == cm.ResourceVersion {
+	if ok && cached.resourceVersion == meta.ResourceVersion {
 		return cached, nil
+	}
+	var cm corev1.ConfigMap
+	if err := r.APIReader.Get(ctx, objKey, &cm); err != nil {
+		if apierrors.IsNotFound(err) {
+			return parsedSource{}, fmt.Errorf("ConfigMap %s not found; waiting for it", sel.Name)
+		}
+		return parsedSource{}, fmt.Errorf("get ConfigMap %s: %w", sel.Name, err)
 	}
 	data, ok := cm.Data[sel.Key]
 	name := fmt.Sprintf("configmap/%s/%s", sel.Name, sel.Key)
@@ -543,13 +571,23 @@ func (r *CallCampaignReconciler) states(c *millisv1alpha1.CallCampaign, mem *cam
 		}
 	}
 	r.mu.Lock()
-	for name, at := range mem.expected {
+	for name, e := range mem.expected {
 		switch {
-		case seen[name] || now.Sub(at) > 2*time.Minute:
+		case seen[name] || now.Sub(e.at) > 2*time.Minute:
 			delete(mem.expected, name)
 		default:
+			// Created, not in the cache yet: in flight, and its recipient
+			// must not be planned again from a stale view.
 			inFlight++
-			recent = append(recent, at)
+			recent = append(recent, e.at)
+			st := states[e.phone]
+			if st == nil {
+				st = &dispatch.State{}
+				states[e.phone] = st
+			}
+			if e.attempt >= st.Attempts {
+				st.Attempts, st.Outcome, st.Active = e.attempt, dispatch.Open, true
+			}
 		}
 	}
 	r.mu.Unlock()
@@ -603,35 +641,52 @@ func (r *CallCampaignReconciler) dial(ctx context.Context, c *millisv1alpha1.Cal
 	}
 	r.mu.Lock()
 	if mem.expected == nil {
-		mem.expected = map[string]time.Time{}
+		mem.expected = map[string]expectedChild{}
 	}
-	mem.expected[call.Name] = now
+	mem.expected[call.Name] = expectedChild{at: now, phone: rec.Phone, attempt: attempt}
 	r.mu.Unlock()
 	log.FromContext(ctx).V(1).Info("Started campaign call", "call", call.Name, "attempt", attempt)
 	return nil
 }
 
-// createChildren creates the planned attempts in slow-start batches, as the
-// Job controller creates Pods: 1, 2, 4, ... at a time up to maxCreateBatch,
-// stopping after the first batch with an error, so that a failing API
-// server is not flooded and a large plan does not wait on one create at a
-// time.
-func (r *CallCampaignReconciler) createChildren(ctx context.Context, c *millisv1alpha1.CallCampaign, mem *campaignMemory,
-	recipients []campaign.Recipient, dials []dispatch.Dial, now time.Time) error {
-	for done, batch := 0, 1; done < len(dials); batch = min(2*batch, maxCreateBatch) {
-		n := min(batch, len(dials)-done)
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for i, d := range dials[done : done+n] {
-			wg.Go(func() { errs[i] = r.dial(ctx, c, mem, &recipients[d.Index], d.Attempt, now) })
-		}
-		wg.Wait()
-		done += n
-		if err := errors.Join(errs...); err != nil {
-			return err
+// reportRetries emits a Retrying event for retry attempts started, at most
+// once a minute per campaign, so that a large campaign's retries are one
+// readable line a minute rather than an event per call.
+func (r *CallCampaignReconciler) reportRetries(c *millisv1alpha1.CallCampaign, mem *campaignMemory, dials []dispatch.Dial, now time.Time) {
+	for _, d := range dials {
+		if d.Attempt > 1 {
+			mem.retriesUnreported++
 		}
 	}
-	return nil
+	if mem.retriesUnreported == 0 || now.Sub(mem.retriesReportedAt) < time.Minute {
+		return
+	}
+	r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "Retrying", "Dial",
+		"started %d retry attempts (retryOn outcomes, after backoff)", mem.retriesUnreported)
+	mem.retriesUnreported, mem.retriesReportedAt = 0, now
+}
+
+// createChildren creates the planned attempts: the first alone, as a
+// probe (a campaign that cannot create children, say over quota, fails on
+// one request, not hundreds), then the rest from a pool of maxCreateBatch
+// concurrent creates that stops starting new ones at the first error.
+func (r *CallCampaignReconciler) createChildren(ctx context.Context, c *millisv1alpha1.CallCampaign, mem *campaignMemory,
+	recipients []campaign.Recipient, dials []dispatch.Dial, now time.Time) error {
+	if len(dials) == 0 {
+		return nil
+	}
+	if err := r.dial(ctx, c, mem, &recipients[dials[0].Index], dials[0].Attempt, now); err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(maxCreateBatch)
+	for _, d := range dials[1:] {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error { return r.dial(gctx, c, mem, &recipients[d.Index], d.Attempt, now) })
+	}
+	return g.Wait()
 }
 
 // ChildName is the deterministic name of an attempt's OutboundCall: the

@@ -19,12 +19,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	millisv1alpha1 "github.com/callops/millis-operator/api/v1alpha1"
 	"github.com/callops/millis-operator/internal/campaign"
 	"github.com/callops/millis-operator/internal/dispatch"
+	"github.com/callops/millis-operator/internal/metrics"
 )
 
 // ResultsKey is the key of the CSV in each results ConfigMap.
@@ -42,7 +44,7 @@ func (r *CallCampaignReconciler) memoryOf(uid types.UID, nn types.NamespacedName
 	}
 	m, ok := r.memory[uid]
 	if !ok {
-		m = &campaignMemory{name: nn, expected: map[string]time.Time{}, results: map[string]string{}}
+		m = &campaignMemory{name: nn, expected: map[string]expectedChild{}, results: map[string]string{}}
 		r.memory[uid] = m
 	}
 	return m
@@ -50,6 +52,7 @@ func (r *CallCampaignReconciler) memoryOf(uid types.UID, nn types.NamespacedName
 
 // forget drops the memory of a deleted campaign.
 func (r *CallCampaignReconciler) forget(nn types.NamespacedName) {
+	metrics.ForgetCampaign(nn.Namespace, nn.Name)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for uid, m := range r.memory {
@@ -68,7 +71,7 @@ func (r *CallCampaignReconciler) loadResults(ctx context.Context, c *millisv1alp
 	mem.rows = map[string]dispatch.Row{}
 	for i := 0; ; i++ {
 		var cm corev1.ConfigMap
-		err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: resultsName(c, i)}, &cm)
+		err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: resultsName(c, i)}, &cm)
 		if apierrors.IsNotFound(err) {
 			break
 		}
@@ -99,7 +102,7 @@ func (r *CallCampaignReconciler) loadResults(ctx context.Context, c *millisv1alp
 // flushResults writes the export when it changed and is due. It reports
 // whether the export on the server now matches rows.
 func (r *CallCampaignReconciler) flushResults(ctx context.Context, c *millisv1alpha1.CallCampaign, mem *campaignMemory, buildRows func() []dispatch.Row, done bool, now time.Time) (bool, error) {
-	if !done && now.Sub(mem.flushedAt) < resultsFlushInterval {
+	if !done && now.Sub(mem.flushedAt) < flushInterval(mem) {
 		mem.flushDue = true
 		return false, nil
 	}
@@ -141,20 +144,55 @@ func (r *CallCampaignReconciler) flushResults(ctx context.Context, c *millisv1al
 	return true, nil
 }
 
+// flushInterval grows with the export: rewriting a megabyte of CSV every
+// two seconds would cost the API server (and etcd's history) more than the
+// calls themselves. It stays within a pruning bucket, so children are not
+// kept much longer for it.
+func flushInterval(mem *campaignMemory) time.Duration {
+	size := 0
+	for _, data := range mem.results {
+		size += len(data)
+	}
+	return min(resultsFlushInterval*time.Duration(1+size/(256<<10)), bucketSeconds*time.Second)
+}
+
+// writeResults writes one chunk of the export. The chunk is replaced whole
+// (no read of the old one, which can be most of a megabyte); a ConfigMap of
+// that name that the campaign does not own is never overwritten.
 func (r *CallCampaignReconciler) writeResults(ctx context.Context, c *millisv1alpha1.CallCampaign, name, data string) error {
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: c.Namespace}}
-	_, err := controllerutil.CreateOrUpdate(ctx, r.Client, cm, func() error {
-		if cm.Labels == nil {
-			cm.Labels = map[string]string{}
-		}
-		cm.Labels[millisv1alpha1.LabelCampaign] = c.Name
-		cm.Data = map[string]string{ResultsKey: data}
-		return controllerutil.SetControllerReference(c, cm, r.Scheme())
-	})
+	meta := configMapMeta()
+	err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: name}, meta)
+	exists := err == nil
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("write results %s: %w", name, err)
+	}
+	if exists && !metav1.IsControlledBy(meta, c) {
+		return fmt.Errorf("write results: ConfigMap %s exists and is not this campaign's; rename it or the campaign", name)
+	}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: c.Namespace, Labels: map[string]string{millisv1alpha1.LabelCampaign: c.Name}},
+		Data:       map[string]string{ResultsKey: data},
+	}
+	if err := controllerutil.SetControllerReference(c, cm, r.Scheme()); err != nil {
+		return err
+	}
+	if exists {
+		err = r.Update(ctx, cm) // no resourceVersion: the campaign is the only writer
+	} else if err = r.Create(ctx, cm); apierrors.IsAlreadyExists(err) {
+		err = r.Update(ctx, cm) // the metadata cache was behind our own create
+	}
 	if err != nil {
 		return fmt.Errorf("write results %s: %w", name, err)
 	}
 	return nil
+}
+
+// configMapMeta is an empty ConfigMap metadata object: reads through the
+// cache with it use the metadata-only informer.
+func configMapMeta() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+	return m
 }
 
 // resultsDirty: a flush was skipped because the last one was too recent.
@@ -162,12 +200,13 @@ func (r *CallCampaignReconciler) resultsDirty(mem *campaignMemory) bool { return
 
 // prune deletes finished children beyond the history limit, oldest first,
 // once their results are in the export. Children are created with a bucket
-// label (their creation time in 10-second steps) and pruned a whole bucket
+// label (their creation time in 5-second steps) and pruned a whole bucket
 // at a time with one delete-collection request, so pruning costs the API
 // server about one write request per bucket instead of one per call. A
 // bucket is only pruned once all of it has finished, has been exported,
-// and is older than the rate window (so the cache surely shows every child
-// created in it, and none of them still counts against callsPerMinute).
+// and its 5 seconds are over (so the cache surely shows every child
+// created in it); with callsPerMinute, also not before its children have
+// left the rate window, where they still count.
 func (r *CallCampaignReconciler) prune(ctx context.Context, c *millisv1alpha1.CallCampaign, mem *campaignMemory, children []millisv1alpha1.OutboundCall, now time.Time) error {
 	limit := defaultHistoryLimit
 	if c.Spec.ChildHistoryLimit != nil {
@@ -200,10 +239,16 @@ func (r *CallCampaignReconciler) prune(ctx context.Context, c *millisv1alpha1.Ca
 			finished++
 		}
 	}
+	// A bucket is complete once its 5 seconds are over; with a rate limit
+	// its children also count against callsPerMinute for a minute more.
+	minAge := bucketSeconds * time.Second
+	if c.Spec.CallsPerMinute > 0 {
+		minAge += rateWindow
+	}
 	keys := make([]string, 0, len(buckets))
 	for k, b := range buckets {
 		start, err := strconv.ParseInt(k, 10, 64)
-		if k == "" || err != nil || b.blocked || now.Sub(time.Unix(start*bucketSeconds, 0)) < rateWindow+bucketSeconds*time.Second {
+		if k == "" || err != nil || b.blocked || now.Sub(time.Unix(start*bucketSeconds, 0)) < minAge {
 			continue
 		}
 		keys = append(keys, k)
@@ -211,16 +256,35 @@ func (r *CallCampaignReconciler) prune(ctx context.Context, c *millisv1alpha1.Ca
 	sort.Slice(keys, func(i, j int) bool {
 		return len(keys[i]) < len(keys[j]) || (len(keys[i]) == len(keys[j]) && keys[i] < keys[j])
 	})
+	var prunable []string
 	for _, k := range keys {
 		if finished-len(buckets[k].children) < limit {
 			break
 		}
-		if err := r.DeleteAllOf(ctx, &millisv1alpha1.OutboundCall{}, client.InNamespace(c.Namespace),
-			client.MatchingLabels{millisv1alpha1.LabelCampaign: c.Name, millisv1alpha1.LabelBucket: k}); err != nil {
-			return fmt.Errorf("prune bucket %s: %w", k, err)
-		}
+		prunable = append(prunable, k)
 		finished -= len(buckets[k].children)
 	}
+	if len(prunable) == 0 || !mem.pruning.CompareAndSwap(false, true) {
+		return nil // nothing to prune, or the last round is still deleting
+	}
+	// The API server deletes a collection one object at a time; waiting for
+	// it here would hold up new calls (and the slots of finished ones) for
+	// as long. Deleting in the background only delays what is already
+	// exported and no longer counted.
+	namespace, name := c.Namespace, c.Name
+	logger := log.FromContext(ctx)
+	go func() {
+		defer mem.pruning.Store(false)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+		defer cancel()
+		for _, k := range prunable {
+			if err := r.DeleteAllOf(ctx, &millisv1alpha1.OutboundCall{}, client.InNamespace(namespace),
+				client.MatchingLabels{millisv1alpha1.LabelCampaign: name, millisv1alpha1.LabelBucket: k}); err != nil {
+				logger.Error(err, "Pruning finished campaign calls failed; retrying at the next results flush", "bucket", k)
+				return
+			}
+		}
+	}()
 	return nil
 }
 
@@ -237,11 +301,17 @@ func (r *CallCampaignReconciler) report(c *millisv1alpha1.CallCampaign, plan dis
 	n := plan.Counts
 	st.Total, st.Pending, st.Active = int32(n.Total), int32(n.Pending), int32(n.Active+dialed)
 	st.Pending -= int32(dialed)
+	if int32(n.Skipped) > st.Skipped {
+		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "Skipped", "Plan",
+			"%d recipients are on the do-not-call list and will not be called", int32(n.Skipped)-st.Skipped)
+	}
 	st.Succeeded, st.Failed, st.Skipped, st.Expired = int32(n.Succeeded), int32(n.Failed), int32(n.Skipped), int32(n.Expired)
 	st.Invalid = int32(n.Invalid + countInvalidProblems(problems))
 	st.Duplicates = int32(countDuplicates(problems))
 	st.Dials = int32(dials)
 	st.Progress = fmt.Sprintf("%d/%d", n.Finished()-n.Invalid, n.Total-n.Invalid)
+	metrics.SetCampaign(c.Namespace, c.Name, []int64{int64(st.Total), int64(st.Pending), int64(st.Active),
+		int64(st.Succeeded), int64(st.Failed), int64(st.Skipped), int64(st.Expired), int64(st.Invalid)})
 	st.Problems = problemSample(problems, invalid)
 	if plan.NextWindow.IsZero() {
 		st.NextWindowTime = nil
@@ -387,7 +457,7 @@ func (r *CallCampaignReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&millisv1alpha1.CallCampaign{}).
 		Owns(&millisv1alpha1.OutboundCall{}, builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
-		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(byField(IndexCampaignConfigMaps))).
+		Watches(configMapMeta(), handler.EnqueueRequestsFromMapFunc(byField(IndexCampaignConfigMaps)), builder.OnlyMetadata).
 		Watches(&millisv1alpha1.Agent{}, handler.EnqueueRequestsFromMapFunc(byField(IndexCampaignAgentRef))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers, RateLimiter: fastRateLimiter()}).
 		Named("callcampaign").

@@ -27,6 +27,7 @@ import (
 	"github.com/callops/millis-operator/internal/accounts"
 	"github.com/callops/millis-operator/internal/calls"
 	"github.com/callops/millis-operator/internal/crashpoint"
+	"github.com/callops/millis-operator/internal/metrics"
 	"github.com/callops/millis-operator/internal/millis"
 	"github.com/callops/millis-operator/internal/redact"
 )
@@ -81,6 +82,8 @@ type OutboundCallReconciler struct {
 	SessionRecordDelay time.Duration
 	// placed holds calls Millis accepted whose session is not written yet.
 	placed sync.Map
+	// agents holds recent reads of Millis agents (see getAgent).
+	agents sync.Map
 	// dialed holds the claimed children this instance has dialed (UID to
 	// the dial time) until the cache shows their status.dial.
 	dialed sync.Map
@@ -235,11 +238,11 @@ func (r *OutboundCallReconciler) dial(ctx context.Context, call *millisv1alpha1.
 		return r.waiting(ctx, call, wait)
 	}
 
-	agentID, declared, werr := r.agentOf(ctx, call)
+	agentID, declared, version, werr := r.agentOf(ctx, call)
 	if werr != nil {
 		return r.waiting(ctx, call, werr)
 	}
-	agent, err := res.Millis.GetAgent(ctx, agentID)
+	agent, err := r.getAgent(ctx, res, agentID, version)
 	if err != nil {
 		return r.waiting(ctx, call, r.classify(ctx, call, res, err, millisv1alpha1.ReasonAgentNotFound,
 			fmt.Sprintf("agent %q", agentID)))
@@ -288,6 +291,7 @@ func (r *OutboundCallReconciler) dial(ctx context.Context, call *millisv1alpha1.
 	if err != nil {
 		return r.dialFailed(ctx, call, res, err)
 	}
+	metrics.CallsDialed.WithLabelValues(call.Namespace).Inc()
 	if !calls.Quiet(call) {
 		r.Recorder.Eventf(call, nil, corev1.EventTypeNormal, millisv1alpha1.ReasonAccepted, "Dial",
 			"Millis accepted the call to %s, session %s", redact.Phone(request.ToPhone), reg.SessionID)
@@ -359,6 +363,7 @@ func (r *OutboundCallReconciler) dialFailed(ctx context.Context, call *millisv1a
 	wait := r.classify(ctx, call, res, err, millisv1alpha1.ReasonMillisRejected, "POST /start_outbound_call")
 	if wait.terminal {
 		calls.Fail(&call.Status, call.Generation, millisv1alpha1.ReasonMillisRejected, apiDetail(err))
+		metrics.CallsFailed.WithLabelValues(call.Namespace, millisv1alpha1.ReasonMillisRejected).Inc()
 		r.Recorder.Eventf(call, nil, corev1.EventTypeWarning, millisv1alpha1.ReasonMillisRejected, "Dial",
 			"Millis rejected the call: %s", apiDetail(err))
 		if uerr := r.Status().Update(ctx, call); uerr != nil {
@@ -399,6 +404,7 @@ func (r *OutboundCallReconciler) recoverDial(ctx context.Context, call *millisv1
 	now := r.Clock.Now()
 	if found != nil {
 		logger.Info("Found the placed call in the call logs", "session", found.SessionID)
+		metrics.DialRetries.WithLabelValues(call.Namespace, "found").Inc()
 		r.Recorder.Eventf(call, nil, corev1.EventTypeNormal, millisv1alpha1.ReasonRecovered, "Dial",
 			"found the placed call in the Millis call logs: session %s", found.SessionID)
 		if err := r.updateStatus(ctx, call, func(st *millisv1alpha1.OutboundCallStatus, gen int64) {
@@ -418,6 +424,7 @@ func (r *OutboundCallReconciler) recoverDial(ctx context.Context, call *millisv1
 	if policy := res.Account.Spec.DialRecovery; policy != nil && policy.OnUnconfirmed == millisv1alpha1.UnconfirmedDialFail {
 		msg := fmt.Sprintf("attempt %d is not in the call logs %s after the dial; onUnconfirmed is Fail", dialRec.Attempt, delay)
 		calls.Fail(&call.Status, call.Generation, millisv1alpha1.ReasonDialNotConfirmed, msg)
+		metrics.CallsFailed.WithLabelValues(call.Namespace, millisv1alpha1.ReasonDialNotConfirmed).Inc()
 		r.Recorder.Eventf(call, nil, corev1.EventTypeWarning, millisv1alpha1.ReasonDialNotConfirmed, "Dial", msg)
 		if err := r.Status().Update(ctx, call); err != nil {
 			return requeueOnConflict(err, "record unconfirmed call")
@@ -425,6 +432,9 @@ func (r *OutboundCallReconciler) recoverDial(ctx context.Context, call *millisv1
 		return ctrl.Result{}, nil
 	}
 	logger.Info("The call logs prove the earlier attempt placed no call; dialing again", "attempt", dialRec.Attempt+1)
+	metrics.DialRetries.WithLabelValues(call.Namespace, "redialed").Inc()
+	r.Recorder.Eventf(call, nil, corev1.EventTypeNormal, "Redialing", "Dial",
+		"the call logs prove attempt %d placed no call; dialing attempt %d", dialRec.Attempt, dialRec.Attempt+1)
 	return r.dial(ctx, call, dialRec.Attempt+1)
 }
 
@@ -537,6 +547,7 @@ func (r *OutboundCallReconciler) classify(ctx context.Context, call *millisv1alp
 		return &waitReason{reason: millisv1alpha1.ReasonUnauthorized, after: r.RetryInterval,
 			message: fmt.Sprintf("Millis rejected the API key of MillisAccount %s (HTTP %d)", res.Account.Name, millis.StatusCode(err))}
 	case millis.StatusCode(err) == 429:
+		metrics.DialRetries.WithLabelValues(call.Namespace, "rate-limited").Inc()
 		after, ok := millis.RetryAfter(err)
 		if !ok || after <= 0 {
 			after = r.RetryInterval
@@ -544,6 +555,7 @@ func (r *OutboundCallReconciler) classify(ctx context.Context, call *millisv1alp
 		return &waitReason{reason: millisv1alpha1.ReasonRateLimited, after: after,
 			message: fmt.Sprintf("Millis rate-limited %s; retrying in %s", what, after)}
 	case millis.IsRetryable(err):
+		metrics.DialRetries.WithLabelValues(call.Namespace, "unavailable").Inc()
 		return &waitReason{reason: millisv1alpha1.ReasonMillisUnavailable, after: r.RetryInterval,
 			message: fmt.Sprintf("%s: %v", what, err)}
 	case millis.IsNotFound(err) && terminalReason == millisv1alpha1.ReasonAgentNotFound:
@@ -568,11 +580,43 @@ func (r *OutboundCallReconciler) markAccountUnauthorized(ctx context.Context, ac
 	}
 }
 
-// agentOf returns the Millis agent ID of the call and the variables its
-// Agent declares as filled at call time. A referenced Agent must be Ready.
-func (r *OutboundCallReconciler) agentOf(ctx context.Context, call *millisv1alpha1.OutboundCall) (string, []string, *waitReason) {
+// agentCacheTTL bounds how long a Millis agent's config is reused between
+// dials. Agents managed by an Agent resource are read again whenever that
+// resource changes; an agent edited in the Millis dashboard is seen by new
+// dials within this time.
+const agentCacheTTL = 10 * time.Second
+
+type cachedAgent struct {
+	agent   *millis.Agent
+	version string
+	at      time.Time
+}
+
+// getAgent reads the agent's config, reusing a recent read: a campaign's
+// thousands of dials would otherwise read the same agent thousands of times.
+func (r *OutboundCallReconciler) getAgent(ctx context.Context, res *accounts.Resolved, agentID, version string) (*millis.Agent, error) {
+	key := res.Account.Namespace + "/" + res.Account.Name + "/" + agentID
+	now := r.Clock.Now()
+	if v, ok := r.agents.Load(key); ok {
+		if e := v.(cachedAgent); e.version == version && now.Sub(e.at) < agentCacheTTL {
+			return e.agent, nil
+		}
+	}
+	agent, err := res.Millis.GetAgent(ctx, agentID)
+	if err != nil {
+		r.agents.Delete(key)
+		return nil, err
+	}
+	r.agents.Store(key, cachedAgent{agent: agent, version: version, at: now})
+	return agent, nil
+}
+
+// agentOf returns the Millis agent ID of the call, the variables its Agent
+// declares as filled at call time, and the Agent's resourceVersion (empty
+// for an agentID). A referenced Agent must be Ready.
+func (r *OutboundCallReconciler) agentOf(ctx context.Context, call *millisv1alpha1.OutboundCall) (string, []string, string, *waitReason) {
 	if call.Spec.AgentRef == nil {
-		return call.Spec.AgentID, nil, nil
+		return call.Spec.AgentID, nil, "", nil
 	}
 	var agent millisv1alpha1.Agent
 	err := r.Get(ctx, client.ObjectKey{Namespace: call.Namespace, Name: call.Spec.AgentRef.Name}, &agent)
@@ -581,16 +625,16 @@ func (r *OutboundCallReconciler) agentOf(ctx context.Context, call *millisv1alph
 		if apierrors.IsNotFound(err) {
 			msg = fmt.Sprintf("Agent %s not found; nothing was dialed", call.Spec.AgentRef.Name)
 		}
-		return "", nil, &waitReason{reason: millisv1alpha1.ReasonAgentNotReady, message: msg, after: r.RetryInterval}
+		return "", nil, "", &waitReason{reason: millisv1alpha1.ReasonAgentNotReady, message: msg, after: r.RetryInterval}
 	}
 	if !meta.IsStatusConditionTrue(agent.Status.Conditions, millisv1alpha1.ConditionReady) || agent.Status.AgentID == "" {
 		msg := fmt.Sprintf("Agent %s is not Ready", agent.Name)
 		if c := meta.FindStatusCondition(agent.Status.Conditions, millisv1alpha1.ConditionSynced); c != nil {
 			msg += fmt.Sprintf(": %s: %s", c.Reason, c.Message)
 		}
-		return "", nil, &waitReason{reason: millisv1alpha1.ReasonAgentNotReady, message: msg + "; nothing was dialed", after: r.RetryInterval}
+		return "", nil, "", &waitReason{reason: millisv1alpha1.ReasonAgentNotReady, message: msg + "; nothing was dialed", after: r.RetryInterval}
 	}
-	return agent.Status.AgentID, agent.Spec.PrefetchVariables, nil
+	return agent.Status.AgentID, agent.Spec.PrefetchVariables, agent.ResourceVersion, nil
 }
 
 // prefetchKeys lists the variables the prefetch webhook will fill: the keys

@@ -154,8 +154,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	if err := (&controllers.CallCampaignReconciler{
-		Instance: testInstance,
-		Client:   mgr.GetClient(), Accounts: resolver, Recorder: mgr.GetEventRecorder("test"),
+		Instance: testInstance, APIReader: mgr.GetAPIReader(),
+		Client: mgr.GetClient(), Accounts: resolver, Recorder: mgr.GetEventRecorder("test"),
 		Clock: campaignClock, RetryInterval: 500 * time.Millisecond,
 	}).SetupWithManager(ctx, mgr, 2); err != nil {
 		fmt.Fprintln(os.Stderr, err)

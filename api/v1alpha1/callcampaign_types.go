@@ -307,7 +307,7 @@ const (
 // Labels on campaign children.
 const (
 	LabelCampaign = "millis.callops.dev/campaign"
-	// LabelBucket groups a campaign's children by creation time (10-second
+	// LabelBucket groups a campaign's children by creation time (5-second
 	// steps), so that they are pruned a bucket at a time.
 	LabelBucket = "millis.callops.dev/bucket"
 	// AnnotationAttempt is the campaign attempt a child places.

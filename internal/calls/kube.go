@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	millisv1alpha1 "github.com/callops/millis-operator/api/v1alpha1"
+	"github.com/callops/millis-operator/internal/metrics"
 )
 
 // Field indexes on OutboundCalls, used by the reconciler and the webhook
@@ -82,8 +83,9 @@ func Quiet(call *millisv1alpha1.OutboundCall) bool {
 	return ok
 }
 
-// RecordFinished emits the event for a call that just finished.
+// RecordFinished counts a call that just finished and emits its event.
 func RecordFinished(rec events.EventRecorder, call *millisv1alpha1.OutboundCall) {
+	metrics.CallsFinished.WithLabelValues(call.Namespace, call.Status.CallStatus, call.Status.ResultSource).Inc()
 	if Quiet(call) && call.Status.Phase == millisv1alpha1.CallSucceeded {
 		return
 	}

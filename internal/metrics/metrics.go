@@ -57,7 +57,7 @@ var (
 	// outcome was unknown were settled.
 	DialRetries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "millis_operator_dial_retries_total",
-		Help: "Dials that were retried or settled from the call logs, by outcome: found (the earlier attempt was placed), redialed (proven absent, dialed again), waiting (429/5xx, retried later).",
+		Help: "Dials retried or settled from the call logs, by outcome: found (an unconfirmed attempt was placed), redialed (proven absent, dialed again), rate-limited (429, retried after Retry-After), unavailable (5xx or no answer, retried).",
 	}, []string{"namespace", "outcome"})
 
 	// CampaignRecipients is each campaign's recipients by state, like its
