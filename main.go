@@ -45,11 +45,17 @@ func main() {
 		qps                                                  float64
 		pprofAddr                                            string
 		burst                                                int
+		leaseNamespace                                       string
+		leaseDuration, renewDeadline, retryPeriod            time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	flag.StringVar(&webhookAddr, "millis-webhook-bind-address", ":8082", "Address of the Millis webhook receiver (end-of-call and prefetch).")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles; all replicas receive webhooks.")
+	flag.StringVar(&leaseNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease; empty means the pod's own namespace (required when running outside a cluster).")
+	flag.DurationVar(&leaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a leader's Lease lasts without renewal; a new leader takes over at most this long after the old one dies.")
+	flag.DurationVar(&renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew before it gives up leadership (and exits).")
+	flag.DurationVar(&retryPeriod, "leader-elect-retry-period", 2*time.Second, "How often candidates try to acquire or renew the Lease.")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch; empty watches all.")
 	flag.DurationVar(&pollInterval, "call-poll-interval", 30*time.Second, "How often a live call's Millis call log is read, in case no end-of-call webhook arrives.")
 	flag.DurationVar(&retryInterval, "retry-interval", 15*time.Second, "How soon something waiting on an account, a Secret or Millis is retried.")
@@ -83,13 +89,21 @@ func main() {
 	restConfig := ctrl.GetConfigOrDie()
 	restConfig.QPS, restConfig.Burst = float32(qps), burst
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
-		Scheme:                 scheme,
-		Cache:                  cacheOpts,
-		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
-		HealthProbeBindAddress: probeAddr,
-		PprofBindAddress:       pprofAddr,
-		LeaderElection:         leaderElect,
-		LeaderElectionID:       "millis-operator.callops.dev",
+		Scheme:                  scheme,
+		Cache:                   cacheOpts,
+		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress:  probeAddr,
+		PprofBindAddress:        pprofAddr,
+		LeaderElection:          leaderElect,
+		LeaderElectionID:        "millis-operator.callops.dev",
+		LeaderElectionNamespace: leaseNamespace,
+		LeaseDuration:           &leaseDuration,
+		RenewDeadline:           &renewDeadline,
+		RetryPeriod:             &retryPeriod,
+		// The process exits as soon as the manager stops, so releasing the
+		// Lease on shutdown is safe, and a rolling update hands over at once
+		// instead of after a lease duration.
+		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
 		setupLog.Error(err, "unable to create manager")

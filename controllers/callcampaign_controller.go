@@ -33,6 +33,7 @@ import (
 	"github.com/callops/millis-operator/internal/accounts"
 	"github.com/callops/millis-operator/internal/campaign"
 	"github.com/callops/millis-operator/internal/dispatch"
+	"github.com/callops/millis-operator/internal/millis"
 	"github.com/callops/millis-operator/internal/template"
 )
 
@@ -52,6 +53,11 @@ const (
 	statusInterval = time.Second
 	// bucketSeconds groups children by creation time for pruning.
 	bucketSeconds = 5
+	// maxUnprunedChildren bounds a campaign's finished children waiting to
+	// be pruned; beyond it no new calls start until pruning catches up.
+	maxUnprunedChildren = 5000
+	// pruneParallelism is how many buckets are deleted at once.
+	pruneParallelism = 4
 	// maxCreateBatch bounds the concurrent creates of one reconcile.
 	maxCreateBatch = 16
 )
@@ -207,10 +213,16 @@ func (r *CallCampaignReconciler) run(ctx context.Context, c *millisv1alpha1.Call
 	if c.Spec.CallsPerMinute > 0 {
 		rate = max(0, int(c.Spec.CallsPerMinute)-len(recent))
 	}
+	slots := max(0, maxConc-inFlight)
+	if backlog := len(children) - inFlight - historyLimit(c); backlog > maxUnprunedChildren {
+		// Pruning has fallen behind: hold new calls until it catches up,
+		// so that neither etcd nor this manager's cache grows without bound.
+		slots = 0
+	}
 	plan := dispatch.Decide(dispatch.Input{
 		Now: now, Recipients: recipients, States: states, DoNotCall: dnc, Invalid: invalid,
 		DefaultLoc: spec.loc, Windows: spec.windows, Retry: spec.retry, Start: spec.start, Deadline: spec.deadline,
-		Suspended: c.Spec.Suspend, Slots: max(0, maxConc-inFlight), RateBudget: rate,
+		Suspended: c.Spec.Suspend, Slots: slots, RateBudget: rate,
 	})
 
 	if err := r.createChildren(ctx, c, mem, recipients, plan.Dials, now); err != nil {
@@ -497,7 +509,11 @@ func (r *CallCampaignReconciler) agentVariables(ctx context.Context, c *millisv1
 	}
 	agent, err := res.Millis.GetAgent(ctx, c.Spec.AgentID)
 	if err != nil {
-		return nil, nil, &waitReason{reason: millisv1alpha1.ReasonAgentNotFound, message: fmt.Sprintf("agent %q: %s", c.Spec.AgentID, apiDetail(err))}
+		reason := millisv1alpha1.ReasonMillisUnavailable // a 5xx, a timeout: waiting, not broken
+		if millis.IsNotFound(err) {
+			reason = millisv1alpha1.ReasonAgentNotFound
+		}
+		return nil, nil, &waitReason{reason: reason, message: fmt.Sprintf("agent %q: %s", c.Spec.AgentID, apiDetail(err))}
 	}
 	vars, _ := template.SpokenVariables(agent.Config)
 	mem.agentVars = agentVarsCache{key: key, vars: vars, fetched: now}

@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	millisv1alpha1 "github.com/callops/millis-operator/api/v1alpha1"
@@ -326,6 +327,23 @@ func TestCampaignAdmission(t *testing.T) {
 		g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%s: got %v", tc.reason, err)
 		g.Expect(err.Error()).To(ContainSubstring(tc.want), tc.reason)
 	}
+
+	// A duration the manager could not decode is refused before it is
+	// stored (a stored one would break the whole kind's cache).
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(millisv1alpha1.GroupVersion.WithKind("CallCampaign"))
+	u.SetNamespace(ns)
+	u.SetName("bad-backoff")
+	u.Object["spec"] = map[string]any{
+		"agentID": agentID, "fromPhone": fromPhone,
+		"recipients": []any{map[string]any{"phone": uniquePhone("10")}},
+		"retry":      map[string]any{"backoff": "5 minutes"},
+	}
+	err := k8s.Create(ctx, u)
+	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "a backoff of 5 minutes: got %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("must be a duration such as 30s, 10m or 1h"))
+	u.Object["spec"].(map[string]any)["retry"] = map[string]any{"backoff": "90m"}
+	g.Expect(k8s.Create(ctx, u)).To(Succeed(), "a Go duration is accepted")
 
 	// An unknown time zone cannot be checked at admission: a Failed condition.
 	c := newCampaign(ns, "bad-tz", uniquePhone("10"))

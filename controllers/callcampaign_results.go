@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"golang.org/x/sync/errgroup"
 	"slices"
 	"sort"
 	"strconv"
@@ -208,10 +209,7 @@ func (r *CallCampaignReconciler) resultsDirty(mem *campaignMemory) bool { return
 // created in it); with callsPerMinute, also not before its children have
 // left the rate window, where they still count.
 func (r *CallCampaignReconciler) prune(ctx context.Context, c *millisv1alpha1.CallCampaign, mem *campaignMemory, children []millisv1alpha1.OutboundCall, now time.Time) error {
-	limit := defaultHistoryLimit
-	if c.Spec.ChildHistoryLimit != nil {
-		limit = int(*c.Spec.ChildHistoryLimit)
-	}
+	limit := historyLimit(c)
 	type bucket struct {
 		key      string
 		children []*millisv1alpha1.OutboundCall
@@ -277,15 +275,33 @@ func (r *CallCampaignReconciler) prune(ctx context.Context, c *millisv1alpha1.Ca
 		defer mem.pruning.Store(false)
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 		defer cancel()
+		// Each request is deleted by one API server worker; a few buckets
+		// at once keep pruning up with a fast campaign.
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(pruneParallelism)
 		for _, k := range prunable {
-			if err := r.DeleteAllOf(ctx, &millisv1alpha1.OutboundCall{}, client.InNamespace(namespace),
-				client.MatchingLabels{millisv1alpha1.LabelCampaign: name, millisv1alpha1.LabelBucket: k}); err != nil {
-				logger.Error(err, "Pruning finished campaign calls failed; retrying at the next results flush", "bucket", k)
-				return
-			}
+			g.Go(func() error {
+				err := r.DeleteAllOf(gctx, &millisv1alpha1.OutboundCall{}, client.InNamespace(namespace),
+					client.MatchingLabels{millisv1alpha1.LabelCampaign: name, millisv1alpha1.LabelBucket: k})
+				if err != nil {
+					return fmt.Errorf("bucket %s: %w", k, err)
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			logger.Error(err, "Pruning finished campaign calls failed; retrying at the next results flush")
 		}
 	}()
 	return nil
+}
+
+// historyLimit is how many finished children the campaign keeps.
+func historyLimit(c *millisv1alpha1.CallCampaign) int {
+	if c.Spec.ChildHistoryLimit != nil {
+		return int(*c.Spec.ChildHistoryLimit)
+	}
+	return defaultHistoryLimit
 }
 
 func endOf(ch *millisv1alpha1.OutboundCall) time.Time {

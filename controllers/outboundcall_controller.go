@@ -247,6 +247,12 @@ func (r *OutboundCallReconciler) dial(ctx context.Context, call *millisv1alpha1.
 		return r.waiting(ctx, call, r.classify(ctx, call, res, err, millisv1alpha1.ReasonAgentNotFound,
 			fmt.Sprintf("agent %q", agentID)))
 	}
+	if call.Spec.Prefetch != nil && res.Webhooks == nil {
+		// Nobody would serve the prefetch data: its variables would be
+		// spoken as literal {name}s.
+		return r.waiting(ctx, call, &waitReason{reason: millisv1alpha1.ReasonPrefetchNotFound, after: r.RetryInterval,
+			message: fmt.Sprintf("spec.prefetch needs MillisAccount %s to set spec.webhook: Millis fetches prefetch data from the operator's webhook receiver; nothing was dialed", res.Account.Name)})
+	}
 	lateBound, werr := r.prefetchKeys(ctx, call)
 	if werr != nil {
 		return r.waiting(ctx, call, werr)
@@ -409,7 +415,7 @@ func (r *OutboundCallReconciler) recoverDial(ctx context.Context, call *millisv1
 			"found the placed call in the Millis call logs: session %s", found.SessionID)
 		if err := r.updateStatus(ctx, call, func(st *millisv1alpha1.OutboundCallStatus, gen int64) {
 			calls.RecordAccepted(st, gen, millis.CallRegistration{SessionID: found.SessionID, CallID: found.CallID}, now, millisv1alpha1.ReasonRecovered)
-			calls.ApplyHistory(st, gen, found, calls.SourceCallLog, now)
+			calls.ApplyHistory(st, gen, calls.OwnMetadata(found, call), calls.SourceCallLog, now)
 		}); err != nil {
 			return ctrl.Result{}, fmt.Errorf("record recovered session: %w", err)
 		}
@@ -456,7 +462,7 @@ func (r *OutboundCallReconciler) track(ctx context.Context, call *millisv1alpha1
 		return ctrl.Result{RequeueAfter: r.PollInterval}, nil
 	}
 	before := call.Status.DeepCopy()
-	finished := calls.ApplyHistory(&call.Status, call.Generation, h, calls.SourceCallLog, r.Clock.Now())
+	finished := calls.ApplyHistory(&call.Status, call.Generation, calls.OwnMetadata(h, call), calls.SourceCallLog, r.Clock.Now())
 	if !equality.Semantic.DeepEqual(before, &call.Status) {
 		if err := r.Status().Update(ctx, call); err != nil {
 			return requeueOnConflict(err, "record call result")

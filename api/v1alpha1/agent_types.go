@@ -96,6 +96,7 @@ type AgentSpec struct {
 	// (jittered by up to 10%). Defaults to the manager's
 	// --agent-drift-interval (10m).
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="must be a duration such as 30s, 10m or 1h"
 	DriftCheckInterval *metav1.Duration `json:"driftCheckInterval,omitempty"`
 
 	// prefetchVariables are {name} variables filled at call time by the

@@ -194,6 +194,7 @@ type RetrySpec struct {
 	MaxAttempts int32 `json:"maxAttempts,omitempty"`
 	// backoff between attempts. Defaults to 1h.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="must be a duration such as 30s, 10m or 1h"
 	Backoff *metav1.Duration `json:"backoff,omitempty"`
 	// retryOn lists the Millis call_status values that are retried.
 	// Answered calls are never retried. Defaults to [busy, no-answer].

@@ -64,6 +64,7 @@ type MillisAccountSpec struct {
 	// verifyInterval is how often the credentials and credit are re-checked
 	// with GET /user/info. Defaults to 5m.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="must be a duration such as 30s, 10m or 1h"
 	VerifyInterval *metav1.Duration `json:"verifyInterval,omitempty"`
 }
 
@@ -98,6 +99,7 @@ type DialRecovery struct {
 	// absence from the call logs count as proof that no call was placed.
 	// Defaults to 30s.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="must be a duration such as 30s, 10m or 1h"
 	CallLogVisibilityDelay *metav1.Duration `json:"callLogVisibilityDelay,omitempty"`
 
 	// onUnconfirmed is what happens when, after that delay, the call logs do

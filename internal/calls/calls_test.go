@@ -235,3 +235,30 @@ func BenchmarkBuild(b *testing.B) {
 		}
 	}
 }
+
+func TestOwnMetadataDropsPrefetchedValues(t *testing.T) {
+	c := call(`{"userName":"Ana"}`, "")
+	h := &millis.CallHistory{SessionID: "s", Metadata: json.RawMessage(`{"userName":"Ana","_callops_ref":"uid-1/1","accountPin":"4321"}`)}
+
+	// Without spec.prefetch nothing was merged by the operator's prefetch.
+	if got := OwnMetadata(h, c); string(got.Metadata) != string(h.Metadata) {
+		t.Fatalf("metadata changed without prefetch: %s", got.Metadata)
+	}
+
+	c.Spec.Prefetch = &millisv1alpha1.PrefetchSpec{}
+	got := OwnMetadata(h, c)
+	var m map[string]string
+	if err := json.Unmarshal(got.Metadata, &m); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"userName": "Ana", "_callops_ref": "uid-1/1"}
+	if diff := cmp.Diff(want, m); diff != "" {
+		t.Errorf("kept metadata (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(string(h.Metadata), "accountPin") {
+		t.Error("OwnMetadata modified its input")
+	}
+	if got.SessionID != "s" {
+		t.Error("OwnMetadata lost the rest of the history")
+	}
+}

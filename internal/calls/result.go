@@ -216,3 +216,31 @@ func dialOfRef(ref string, now time.Time) *millisv1alpha1.DialRecord {
 	}
 	return &millisv1alpha1.DialRecord{Attempt: attempt, Ref: ref, IntentTime: metav1.NewTime(now)}
 }
+
+// OwnMetadata returns h with its metadata cut down to the keys the call
+// itself sent (its spec.metadata and the operator's _callops_ref). Millis
+// reports the metadata after its prefetch merge, and prefetch data can come
+// from Secrets: status must not republish it to everyone who can read
+// OutboundCalls.
+func OwnMetadata(h *millis.CallHistory, call *millisv1alpha1.OutboundCall) *millis.CallHistory {
+	if len(h.Metadata) == 0 || call.Spec.Prefetch == nil {
+		return h
+	}
+	var got map[string]json.RawMessage
+	if json.Unmarshal(h.Metadata, &got) != nil {
+		return h
+	}
+	sent := map[string]json.RawMessage{}
+	if call.Spec.Metadata != nil && len(call.Spec.Metadata.Raw) > 0 {
+		_ = json.Unmarshal(call.Spec.Metadata.Raw, &sent)
+	}
+	kept := make(map[string]json.RawMessage, len(sent)+1)
+	for k, v := range got {
+		if _, ok := sent[k]; ok || k == millisv1alpha1.MetadataKeyCallRef {
+			kept[k] = v
+		}
+	}
+	out := *h
+	out.Metadata, _ = json.Marshal(kept)
+	return &out
+}

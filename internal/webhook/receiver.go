@@ -153,7 +153,7 @@ func (rc *Receiver) apply(ctx context.Context, call *millisv1alpha1.OutboundCall
 		}
 		before := call.Status.DeepCopy()
 		wasFinished := call.Status.Phase.IsFinished()
-		calls.ApplyHistory(&call.Status, call.Generation, h, calls.SourceWebhook, rc.Clock.Now())
+		calls.ApplyHistory(&call.Status, call.Generation, calls.OwnMetadata(h, call), calls.SourceWebhook, rc.Clock.Now())
 		if equality.Semantic.DeepEqual(before, &call.Status) {
 			outcome = OutcomeDuplicate
 			return nil

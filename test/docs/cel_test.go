@@ -6,13 +6,14 @@ package docs_test
 // (k8s.io/apiserver, cel-go) is not a dependency of this module.
 //
 // It covers the subset the CRDs use: self and its fields, has(),
-// size(), timestamp(), string.matches(), the ternary operator, !, &&, ||,
+// size(), timestamp(), duration(), string.matches(), the ternary operator, !, &&, ||,
 // comparisons of strings, numbers and timestamps, and string, integer and
 // boolean literals. Anything else is an error, so a rule written beyond the
 // subset fails the test instead of passing unchecked. Transition rules
 // (those that use oldSelf) only apply to updates and are not evaluated.
 
 import (
+	"cmp"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -279,6 +280,12 @@ func celCompare(op string, a, b any) (bool, error) {
 			return false, fmt.Errorf("compare timestamp with %T", b)
 		}
 		c = x.Compare(y)
+	case time.Duration:
+		y, ok := b.(time.Duration)
+		if !ok {
+			return false, fmt.Errorf("compare duration with %T", b)
+		}
+		c = cmp.Compare(x, y)
 	default:
 		return false, fmt.Errorf("compare %T", a)
 	}
@@ -449,7 +456,7 @@ func (p *celParser) primary() (node, error) {
 			_, missing := celField(v, field).(absent)
 			return !missing, nil
 		}, nil
-	case "size", "timestamp":
+	case "size", "timestamp", "duration":
 		if err := p.expect("("); err != nil {
 			return nil, err
 		}
@@ -475,6 +482,13 @@ func (p *celParser) primary() (node, error) {
 					return nil, fmt.Errorf("timestamp of %T", v)
 				}
 				return time.Parse(time.RFC3339, s)
+			}
+			if fn == "duration" {
+				s, ok := v.(string)
+				if !ok {
+					return nil, fmt.Errorf("duration of %T", v)
+				}
+				return time.ParseDuration(s)
 			}
 			switch a := v.(type) {
 			case string:

@@ -366,6 +366,28 @@ func TestSamplesEndToEnd(t *testing.T) {
 
 	mgr.stop()
 	assertNoSecretsInLog(t, mgr.output(), names)
+	assertNoSecretsInEvents(t, names)
+}
+
+// assertNoSecretsInEvents checks every Event in the cluster (both event
+// APIs) for the API key, the webhook token and the calls' full numbers.
+func assertNoSecretsInEvents(t *testing.T, callNames []string) {
+	t.Helper()
+	events := kubectl(t, "get", "events.events.k8s.io", "-A", "-o", "json") + kubectl(t, "get", "events", "-A", "-o", "json")
+	if !strings.Contains(events, "millis-operator") {
+		t.Fatalf("no events from the operator; the check would prove nothing:\n%.2000s", events)
+	}
+	for _, secret := range []string{sampleAPIKey, sampleWebhook} {
+		if strings.Contains(events, secret) {
+			t.Errorf("an event contains a secret value %q", secret)
+		}
+	}
+	for _, name := range callNames {
+		to, _ := kubectlE("get", "-n", "sales", "outboundcall/"+name, "-o", "jsonpath={.spec.toPhone}")
+		if to != "" && strings.Contains(events, to) {
+			t.Errorf("an event contains the full phone number of %s", name)
+		}
+	}
 }
 
 // assertNoSecretsInLog checks the manager's own log for the API key, the

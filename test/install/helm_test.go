@@ -144,6 +144,7 @@ networkPolicy:
 		g.Expect(endpoints).To(HaveLen(1))
 		ep := endpoints[0].(map[string]any)
 		g.Expect(ep).To(HaveKeyWithValue("port", metricsSvc.Spec.Ports[0].Name), "the ServiceMonitor scrapes the metrics Service port")
+		g.Expect(ep).To(HaveKeyWithValue("honorLabels", true), "the operator's namespace label must survive the scrape")
 		g.Expect(ep).To(HaveKeyWithValue("interval", "15s"))
 
 		nps := allTyped[networkingv1.NetworkPolicy](t, objs, "NetworkPolicy")
