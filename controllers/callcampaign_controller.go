@@ -55,9 +55,10 @@ const (
 	bucketSeconds = 5
 	// maxUnprunedChildren bounds a campaign's finished children waiting to
 	// be pruned; beyond it no new calls start until pruning catches up.
-	maxUnprunedChildren = 5000
-	// pruneParallelism is how many buckets are deleted at once.
-	pruneParallelism = 4
+	maxUnprunedChildren = 10000
+	// pruneParallelism is how many buckets are deleted at once: pruning
+	// runs behind dispatch and must not take the API server from it.
+	pruneParallelism = 1
 	// maxCreateBatch bounds the concurrent creates of one reconcile.
 	maxCreateBatch = 16
 )
