@@ -378,9 +378,20 @@ func TestPrefetchServesCallTimeData(t *testing.T) {
 	}
 	g.Expect(k8s.Create(ctx, call)).To(Succeed())
 	got := waitPhase(g, call, millisv1alpha1.CallSucceeded)
+	// Millis merged the prefetched value into the call's metadata...
+	mc, err := millis.New(simURL, apiKey)
+	g.Expect(err).NotTo(HaveOccurred())
+	h, err := mc.GetCallLog(ctx, got.Status.SessionID)
+	g.Expect(err).NotTo(HaveOccurred())
+	var merged map[string]any
+	g.Expect(json.Unmarshal(h.Metadata, &merged)).To(Succeed())
+	g.Expect(merged).To(HaveKeyWithValue("balance", "42.10"), "prefetch metadata is merged by Millis")
+	// ...but status, readable by anyone who can get OutboundCalls, never
+	// republishes what came from the Secret.
 	var final map[string]any
 	g.Expect(json.Unmarshal(got.Status.ResultMetadata.Raw, &final)).To(Succeed())
-	g.Expect(final).To(HaveKeyWithValue("balance", "42.10"), "prefetch metadata is merged by Millis")
+	g.Expect(final).NotTo(HaveKey("balance"), "Secret data never lands in status")
+	g.Expect(final).To(HaveKeyWithValue("userName", "Ana"))
 	var sent map[string]any
 	g.Expect(json.Unmarshal(ledgerEntry(g, string(call.Spec.ToPhone)).Metadata, &sent)).To(Succeed())
 	g.Expect(sent).NotTo(HaveKey("balance"), "Secret data never travels in the call request")

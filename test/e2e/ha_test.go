@@ -133,14 +133,14 @@ spec:
 	leader := -1
 	if err := waitFor(30*time.Second, func() bool {
 		for i, r := range replicas {
-			if strings.Contains(r.output(), "successfully acquired lease") {
+			if isLeader(r) {
 				leader = i
 				return true
 			}
 		}
 		return false
 	}); err != nil {
-		t.Fatalf("no replica became leader: %v", err)
+		t.Fatalf("no replica became leader: %v\nreplica 0:\n%s\nreplica 1:\n%s", err, tail(replicas[0].output(), 15), tail(replicas[1].output(), 15))
 	}
 
 	applyStdin(t, fmt.Sprintf(`apiVersion: millis.callops.dev/v1alpha1
@@ -175,7 +175,7 @@ spec:
 		status, _ := kubectlE("get", "-n", ns, "callcampaign/failover", "-o", "yaml")
 		t.Fatalf("campaign did not complete after the failover: %v\n%s\n%s\nsurvivor log tail:\n%s", err, out, status, tail(survivor.output(), 40))
 	}
-	if !strings.Contains(survivor.output(), "successfully acquired lease") {
+	if !isLeader(survivor) {
 		t.Error("the surviving replica never became leader")
 	}
 	if got := jsonpath(t, ns, "callcampaign/failover", ".status.succeeded"); got != fmt.Sprint(n-n/10) {
@@ -214,6 +214,13 @@ spec:
 		t.Errorf("%d webhook deliveries got no 2xx answer from any replica", f)
 	}
 	assertNoSecretsInLog(t, survivor.output(), nil)
+	t.Logf("deliveries recorded: leader %d before the kill; follower %d before, %d in all", servedBefore[leader], servedBefore[follower], proxy.served[follower].Load())
+}
+
+// isLeader reports whether a replica won the lease: controllers start
+// their workers only on the leader.
+func isLeader(p *proc) bool {
+	return strings.Contains(p.output(), `"msg":"Starting workers"`)
 }
 
 func tail(s string, lines int) string {
