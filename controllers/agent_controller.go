@@ -437,18 +437,14 @@ func (r *AgentReconciler) setAnnotations(ctx context.Context, agent *millisv1alp
 // writeMeta writes what mutate changes in the Agent's metadata (finalizers,
 // annotations) and nothing else, conflict-checked on resourceVersion.
 //
-// An Update would send the whole object, spec re-encoded through the Go
-// types: a "10m" written in git comes back "10m0s", an explicit empty list
-// or false disappears, generation moves and Argo CD shows the Agent
-// OutOfSync. A merge patch of the metadata leaves spec as it was applied
-// (controllers/gitops_test.go). The patch returns the stored status, which
-// is older than the one this round computed and writes at its end, so that
-// one is kept.
+// It goes through patchMeta, never an Update. The patch returns the stored
+// status, which is older than the one this round computed and writes at its
+// end, so that one is kept.
 func (r *AgentReconciler) writeMeta(ctx context.Context, agent *millisv1alpha1.Agent, mutate func(*millisv1alpha1.Agent)) error {
 	before := agent.DeepCopy()
 	mutate(agent)
 	status := agent.Status
-	err := r.Patch(ctx, agent, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	err := patchMeta(ctx, r.Client, agent, before)
 	agent.Status = status
 	return err
 }

@@ -289,6 +289,14 @@ type campaignSpec struct {
 	start, deadline time.Time
 }
 
+// ValidateCampaignSpec reports the first problem in a campaign's schedule
+// or retry policy that admission cannot catch (an unknown time zone, say),
+// as the reconciler would report it.
+func ValidateCampaignSpec(c *millisv1alpha1.CallCampaign) error {
+	_, err := parseCampaignSpec(c)
+	return err
+}
+
 func parseCampaignSpec(c *millisv1alpha1.CallCampaign) (campaignSpec, error) {
 	var s campaignSpec
 	var err error

@@ -3,12 +3,14 @@
 package controllers
 
 import (
+	"context"
 	"time"
 
 	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
@@ -39,4 +41,13 @@ func fastRateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
 		workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](5*time.Millisecond, 2*time.Minute),
 		&workqueue.TypedBucketRateLimiter[reconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(1000), 2000)},
 	)
+}
+
+// patchMeta writes the metadata changes (finalizers, annotations) made to
+// obj since before, as a merge patch checked against before's
+// resourceVersion. An Update would send spec back re-encoded through the Go
+// types ("10m" comes back "10m0s", an explicit false or empty list
+// disappears), which Argo CD shows as OutOfSync (controllers/gitops_test.go).
+func patchMeta(ctx context.Context, c client.Client, obj, before client.Object) error {
+	return c.Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 }

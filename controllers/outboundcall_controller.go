@@ -118,7 +118,7 @@ func (r *OutboundCallReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	before := call.DeepCopy()
 	if changed := r.syncFinalizer(&call); changed {
-		return ctrl.Result{}, r.patchMeta(ctx, &call, before)
+		return ctrl.Result{}, patchMeta(ctx, r.Client, &call, before)
 	}
 
 	switch {
@@ -133,14 +133,6 @@ func (r *OutboundCallReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	default:
 		return r.dial(ctx, &call, 1)
 	}
-}
-
-// patchMeta writes a metadata change as a merge patch, conflict-checked. An
-// Update would send spec back re-encoded through the Go types (an explicit
-// includeMetadataInPrompt: false disappears), which Argo CD shows as
-// OutOfSync (controllers/gitops_test.go).
-func (r *OutboundCallReconciler) patchMeta(ctx context.Context, call, before *millisv1alpha1.OutboundCall) error {
-	return r.Patch(ctx, call, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 }
 
 // syncFinalizer keeps the finalizer only while a hang-up may be needed, so
@@ -498,7 +490,7 @@ func (r *OutboundCallReconciler) finalize(ctx context.Context, call *millisv1alp
 	}
 	before := call.DeepCopy()
 	controllerutil.RemoveFinalizer(call, TerminateFinalizer)
-	return ctrl.Result{}, client.IgnoreNotFound(r.patchMeta(ctx, call, before))
+	return ctrl.Result{}, client.IgnoreNotFound(patchMeta(ctx, r.Client, call, before))
 }
 
 // waitReason is why a call is not progressing, and when to look again.

@@ -9,7 +9,6 @@
 package metrics
 
 import (
-	"errors"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,8 +77,7 @@ func init() {
 func ObserveMillis(info millis.RequestInfo) {
 	MillisRequests.WithLabelValues(info.Method, info.Endpoint, strconv.Itoa(info.StatusCode)).Inc()
 	MillisLatency.WithLabelValues(info.Method, info.Endpoint).Observe(info.Duration.Seconds())
-	var apiErr *millis.APIError
-	if info.StatusCode == 429 || (errors.As(info.Err, &apiErr) && apiErr.StatusCode == 429) {
+	if info.StatusCode == 429 {
 		MillisRateLimited.WithLabelValues(info.Method, info.Endpoint).Inc()
 	}
 }

@@ -51,6 +51,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	millisv1alpha1 "github.com/callops/millis-operator/api/v1alpha1"
+	"github.com/callops/millis-operator/controllers"
 	"github.com/callops/millis-operator/internal/campaign"
 )
 
@@ -464,41 +465,17 @@ func decodeCore(m manifest) (*corev1.ConfigMap, []error) {
 }
 
 // checkCampaignSources applies the checks the campaign controller makes
-// before it dials (controllers/callcampaign_controller.go, parseCampaignSpec
-// and recipients), with the same internal/campaign functions.
+// before it dials: its own spec validation, and the recipients checks of
+// controllers/callcampaign_controller.go with the same internal/campaign
+// functions.
 func checkCampaignSources(m manifest, configMaps map[string]*corev1.ConfigMap) []error {
 	var c millisv1alpha1.CallCampaign
 	if err := yaml.Unmarshal(m.raw, &c); err != nil {
 		return []error{err}
 	}
 	var errs []error
-	if s := c.Spec.Schedule; s != nil {
-		if !campaign.ValidTimeZone(s.TimeZone) {
-			errs = append(errs, fmt.Errorf("spec.schedule.timeZone %q is not a known time zone", s.TimeZone))
-		}
-		specs := make([]campaign.WindowSpec, 0, len(s.CallingWindows))
-		for _, w := range s.CallingWindows {
-			days := make([]string, 0, len(w.Days))
-			for _, d := range w.Days {
-				days = append(days, string(d))
-			}
-			if len(days) == 0 {
-				days = []string{"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}
-			}
-			specs = append(specs, campaign.WindowSpec{Days: days, Start: w.Start, End: w.End})
-		}
-		if _, err := campaign.ParseWindows(specs); err != nil {
-			errs = append(errs, fmt.Errorf("spec.schedule.callingWindows: %w", err))
-		}
-	}
-	if r := c.Spec.Retry; r != nil && len(r.RetryOn) > 0 {
-		values := make([]string, 0, len(r.RetryOn))
-		for _, s := range r.RetryOn {
-			values = append(values, string(s))
-		}
-		if _, err := campaign.ParseRetryOn(values); err != nil {
-			errs = append(errs, fmt.Errorf("spec.retry.retryOn: %w", err))
-		}
+	if err := controllers.ValidateCampaignSpec(&c); err != nil {
+		errs = append(errs, err)
 	}
 	for i, r := range c.Spec.Recipients {
 		if r.TimeZone != "" && !campaign.ValidTimeZone(r.TimeZone) {

@@ -377,17 +377,7 @@ func assertNoSecretsInEvents(t *testing.T, callNames []string) {
 	if !strings.Contains(events, "millis-operator") {
 		t.Fatalf("no events from the operator; the check would prove nothing:\n%.2000s", events)
 	}
-	for _, secret := range []string{sampleAPIKey, sampleWebhook} {
-		if strings.Contains(events, secret) {
-			t.Errorf("an event contains a secret value %q", secret)
-		}
-	}
-	for _, name := range callNames {
-		to, _ := kubectlE("get", "-n", "sales", "outboundcall/"+name, "-o", "jsonpath={.spec.toPhone}")
-		if to != "" && strings.Contains(events, to) {
-			t.Errorf("an event contains the full phone number of %s", name)
-		}
-	}
+	assertNoSecretsIn(t, "an event", events, callNames)
 }
 
 // assertNoSecretsInLog checks the manager's own log for the API key, the
@@ -397,15 +387,22 @@ func assertNoSecretsInLog(t *testing.T, log string, callNames []string) {
 	if !strings.Contains(log, "Dialing") {
 		t.Fatalf("the manager log looks empty; the check would prove nothing:\n%s", log)
 	}
+	assertNoSecretsIn(t, "the manager log", log, callNames)
+}
+
+// assertNoSecretsIn fails if text holds the API key, the webhook token or
+// the full number of one of the sample calls.
+func assertNoSecretsIn(t *testing.T, what, text string, callNames []string) {
+	t.Helper()
 	for _, secret := range []string{sampleAPIKey, sampleWebhook} {
-		if strings.Contains(log, secret) {
-			t.Errorf("the manager log contains a secret value %q", secret)
+		if strings.Contains(text, secret) {
+			t.Errorf("%s contains a secret value %q", what, secret)
 		}
 	}
 	for _, name := range callNames {
 		to, _ := kubectlE("get", "-n", "sales", "outboundcall/"+name, "-o", "jsonpath={.spec.toPhone}")
-		if to != "" && strings.Contains(log, to) {
-			t.Errorf("the manager log contains the full phone number of %s", name)
+		if to != "" && strings.Contains(text, to) {
+			t.Errorf("%s contains the full phone number of %s", what, name)
 		}
 	}
 }
@@ -530,6 +527,12 @@ spec:
 // "default" in namespace ns, pointing at this test's simulator and receiver.
 func applyAccount(t *testing.T, ns string) {
 	t.Helper()
+	applyAccountWebhook(t, ns, hookAddr)
+}
+
+// applyAccountWebhook is applyAccount with Millis's webhooks sent to hook.
+func applyAccountWebhook(t *testing.T, ns, hook string) {
+	t.Helper()
 	applyStdin(t, fmt.Sprintf(`apiVersion: v1
 kind: Secret
 metadata: {name: millis-credentials, namespace: %[1]s}
@@ -546,7 +549,7 @@ spec:
     tokenSecretRef: {name: millis-credentials, key: webhookToken}
   dialRecovery:
     callLogVisibilityDelay: 2s
-`, ns, sampleAPIKey, sampleWebhook, simAddr, hookAddr))
+`, ns, sampleAPIKey, sampleWebhook, simAddr, hook))
 }
 
 func applyStdin(t *testing.T, yaml string) {

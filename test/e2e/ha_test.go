@@ -106,23 +106,7 @@ func TestLeaderFailover(t *testing.T) {
 	cm, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "ConfigMap",
 		"metadata": map[string]string{"name": "list", "namespace": ns}, "data": map[string]string{"list.csv": csv.String()}})
 	applyStdin(t, string(cm))
-	applyStdin(t, fmt.Sprintf(`apiVersion: v1
-kind: Secret
-metadata: {name: millis-credentials, namespace: %[1]s}
-stringData: {apiKey: %[2]s, webhookToken: %[3]s}
----
-apiVersion: millis.callops.dev/v1alpha1
-kind: MillisAccount
-metadata: {name: default, namespace: %[1]s}
-spec:
-  baseURL: http://%[4]s
-  apiKeySecretRef: {name: millis-credentials, key: apiKey}
-  webhook:
-    url: http://%[5]s
-    tokenSecretRef: {name: millis-credentials, key: webhookToken}
-  dialRecovery:
-    callLogVisibilityDelay: 2s
-`, ns, sampleAPIKey, sampleWebhook, simAddr, ln.Addr().String()))
+	applyAccountWebhook(t, ns, ln.Addr().String())
 
 	replicas := []*proc{startReplica(t, hooks[0]), startReplica(t, hooks[1])}
 	defer func() {
